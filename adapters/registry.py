@@ -1,0 +1,21 @@
+"""The adapters by the name ``partners.yaml`` uses for them (``source.adapter``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from adapters.rest import RestSourceAdapter
+from hub.domain.agreements import SourceConfig
+from hub.ports import SourceAdapter
+
+AdapterFactory = Callable[[SourceConfig, aiohttp.ClientSession], SourceAdapter]
+
+ADAPTERS: Mapping[str, AdapterFactory] = {
+    "rest": RestSourceAdapter.from_config,
+}
+
+
+def adapter_names() -> frozenset[str]:
+    return frozenset(ADAPTERS)

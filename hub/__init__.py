@@ -1,0 +1,1 @@
+"""Ketenhub: a privacy-controlled data exchange hub for work-care trajectories."""

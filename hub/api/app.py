@@ -1,0 +1,59 @@
+"""The application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hub import bootstrap
+from hub.api import problems
+from hub.api.middleware import HubMiddleware
+from hub.api.routes import audit, catalogue, consents, exchange, oauth
+from hub.logging import configure_logging
+from hub.settings import Settings
+
+
+def create_app(settings: Settings, *, container: bootstrap.Container | None = None) -> FastAPI:
+    """The hub's ASGI app. With ``container`` (tests) it serves that; else it builds its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:
+            yield
+            return
+        built = await bootstrap.build(settings)
+        app.state.container = built
+        try:
+            yield
+        finally:
+            await built.aclose()
+
+    app = FastAPI(
+        title="Ketenhub",
+        version="0.1.0",
+        summary="Privacy-controlled, field-level data exchange for work-care trajectories",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    if container is not None:
+        app.state.container = container
+    problems.install(app)
+    for module in (oauth, catalogue, exchange, consents, audit):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(HubMiddleware)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The worker entry point for ``ketenhub serve --workers N`` (settings from the environment)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

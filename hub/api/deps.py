@@ -1,0 +1,58 @@
+"""Dependencies: the container and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hub.bootstrap import Container
+from hub.domain.errors import ForbiddenError, InvalidInputError, UnauthenticatedError
+from hub.domain.principal import Principal, Scope
+from hub.policy.decide import BRUSSELS
+
+
+def container(request: Request) -> Container:
+    found: Container = request.app.state.container
+    return found
+
+
+ContainerDep = Annotated[Container, Depends(container)]
+
+
+def require(scope: Scope | None) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: a valid access token (RFC 6750), carrying ``scope`` when one is named."""
+
+    async def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError("invalid-token", "A Bearer access token is required.")
+        hub: Container = request.app.state.container
+        found = hub.verifier.verify(token.strip(), hub.clock.now())
+        if scope is not None and scope not in found.scopes:
+            raise ForbiddenError("insufficient-scope", f"This needs the '{scope}' scope.")
+        return found
+
+    return principal
+
+
+def parse_moment(value: str, *, name: str, end_of_day: bool = False) -> datetime:
+    """ISO 8601 date-time (Europe/Brussels when it has no offset), or a date.
+
+    A date means its start, or with ``end_of_day`` the end of that day (CONTRACT.md 3).
+    """
+    try:
+        if len(value) == 10:  # noqa: PLR2004 - YYYY-MM-DD
+            day = date.fromisoformat(value)
+            if end_of_day:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(), tzinfo=BRUSSELS)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(
+            "invalid-datetime", f"{name} must be an ISO 8601 date-time or date."
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=BRUSSELS)

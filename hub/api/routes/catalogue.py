@@ -1,0 +1,74 @@
+"""``GET /v1/catalogue`` and ``GET /v1/agreements``: what is in force (any valid token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from hub.api.deps import ContainerDep, require
+from hub.domain.agreements import Agreement
+from hub.domain.errors import InvalidInputError
+from hub.domain.principal import Principal
+from hub.policy.decide import brussels_day
+from hub.services.paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1", tags=["policy"])
+Authenticated = Annotated[Principal, Depends(require(None))]
+
+
+def _page(items: list[dict[str, Any]], cursor: str | None, limit: int) -> dict[str, Any]:
+    check_limit(limit)
+    position = decode_cursor(cursor)
+    if position is not None and not position.isdigit():
+        raise InvalidInputError("invalid-cursor", "The cursor is not one this hub handed out.")
+    start = int(position or 0)
+    chunk = items[start : start + limit]
+    more = start + limit < len(items)
+    return {"items": chunk, "next_cursor": encode_cursor(str(start + limit)) if more else None}
+
+
+@router.get("/catalogue", summary="The fields each source offers")
+async def catalogue(
+    hub: ContainerDep,
+    _principal: Authenticated,
+    cursor: str | None = None,
+    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    items = [
+        {"source": f.source, "name": f.name, "category": f.category, "special": f.special}
+        for source in sorted(hub.policies.catalogue)
+        for f in sorted(hub.policies.catalogue[source].values(), key=lambda f: f.name)
+    ]
+    return _page(items, cursor, limit)
+
+
+@router.get("/agreements", summary="The processing agreements in force today")
+async def agreements(
+    hub: ContainerDep,
+    _principal: Authenticated,
+    cursor: str | None = None,
+    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    today = brussels_day(hub.clock.now())
+    items = [_agreement(a) for a in hub.policies.all_in_force(today)]
+    return _page(items, cursor, limit)
+
+
+def _agreement(a: Agreement) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "version": a.version,
+        "title": a.title,
+        "provider": a.provider,
+        "recipients": sorted(a.recipients),
+        "purpose": a.purpose,
+        "legal_basis": a.legal_basis,
+        "special_category_condition": a.special_category_condition,
+        "fields": sorted(a.fields),
+        "roles": sorted(a.roles),
+        "consent_required": a.consent_required,
+        "valid_from": a.valid_from.isoformat(),
+        "valid_until": None if a.valid_until is None else a.valid_until.isoformat(),
+        "retention_days": a.retention_days,
+    }

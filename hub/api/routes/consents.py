@@ -1,0 +1,99 @@
+"""Consents (CONTRACT.md 3, scope ``consent:write``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+
+from consent.model import Consent
+from hub.api.deps import ContainerDep, parse_moment, require
+from hub.api.schemas import ConsentBody
+from hub.domain.errors import InvalidInputError
+from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
+from hub.domain.principal import Principal, Scope
+from hub.services.paging import DEFAULT_LIMIT
+
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
+Writer = Annotated[Principal, Depends(require(Scope.CONSENT_WRITE))]
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
+    return {
+        "id": consent.id,
+        "participant": participant,
+        "recipient": consent.recipient,
+        "purpose": consent.purpose,
+        "fields": sorted(consent.fields),
+        "status": str(consent.status_at(now)),
+        "valid_until": _iso(consent.valid_until),
+        "granted_at": _iso(consent.granted_at),
+        "revoked_at": _iso(consent.revoked_at),
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Record a consent the participant gave to the calling partner",
+    responses={403: {"description": "recipient is not the token's partner"}},
+)
+async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSONResponse:
+    participant = Insz.parse(body.participant)
+    valid_until = (
+        None
+        if body.valid_until is None
+        else parse_moment(body.valid_until, name="valid_until", end_of_day=True)
+    )
+    if len(set(body.fields)) != len(body.fields):
+        raise InvalidInputError("duplicate-field", "Each field may be named once.")
+    granted = await hub.consents.grant(
+        principal,
+        participant=participant,
+        recipient=PartnerId(body.recipient),
+        purpose=Purpose(body.purpose),
+        fields=[FieldName(f) for f in body.fields],
+        valid_until=valid_until,
+        evidence=body.evidence,
+    )
+    document = {
+        **_item(granted.consent, participant.digits, hub.clock.now()),
+        "receipt": granted.receipt,
+    }
+    return JSONResponse(document, status_code=201)
+
+
+@router.get("", summary="The consents of a participant given to the calling partner")
+async def list_consents(
+    hub: ContainerDep,
+    principal: Writer,
+    participant: Annotated[str, Query(max_length=32)],
+    cursor: str | None = None,
+    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    insz = Insz.parse(participant)
+    page = await hub.consents.page(principal, participant=insz, cursor=cursor, limit=limit)
+    now = hub.clock.now()
+    return {
+        "items": [_item(c, insz.digits, now) for c in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@router.post(
+    "/{consent_id}/revoke",
+    summary="Revoke a consent; it blocks every exchange decided after this returns",
+    responses={404: {"description": "No such consent given to the calling partner"}},
+)
+async def revoke(
+    hub: ContainerDep,
+    principal: Writer,
+    consent_id: Annotated[str, Path(max_length=64)],
+) -> dict[str, Any]:
+    consent = await hub.consents.revoke(principal, consent_id)
+    return {"id": consent.id, "status": "revoked", "revoked_at": _iso(consent.revoked_at)}

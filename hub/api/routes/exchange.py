@@ -1,0 +1,60 @@
+"""``POST /v1/exchange`` (CONTRACT.md 3): the field-level disclosure."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+
+from hub.api.deps import ContainerDep, require
+from hub.api.problems import PROBLEM_JSON
+from hub.api.schemas import ExchangeBody
+from hub.domain.errors import InvalidInputError
+from hub.domain.exchange import Actor, ExchangeRequest
+from hub.domain.ids import FieldName, Insz, PartnerId, Purpose, Role
+from hub.domain.principal import Principal, Scope
+
+router = APIRouter(prefix="/v1", tags=["exchange"])
+_OK = 200
+
+
+@router.post(
+    "/exchange",
+    summary="Ask a source for fields of one participant",
+    responses={
+        200: {"description": "At least one field disclosed"},
+        403: {"description": "Nothing disclosed (reason nothing-disclosed, with withheld)"},
+        404: {"description": "The source does not know the participant"},
+        422: {"description": "Invalid request, INSZ, source or reused Idempotency-Key"},
+        502: {"description": "The source failed"},
+        503: {"description": "The hub could not record the decision; nothing disclosed"},
+        504: {"description": "The source timed out"},
+    },
+)
+async def exchange(
+    body: ExchangeBody,
+    hub: ContainerDep,
+    principal: Annotated[Principal, Depends(require(Scope.EXCHANGE))],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    if len(set(body.fields)) != len(body.fields):
+        raise InvalidInputError("duplicate-field", "Each field may be asked for once.")
+    request = ExchangeRequest(
+        requester=principal.partner,
+        participant=Insz.parse(body.participant),
+        source=PartnerId(body.source),
+        purpose=Purpose(body.purpose),
+        fields=tuple(FieldName(f) for f in body.fields),
+        actor=Actor(Role(body.actor.role), body.actor.id),
+    )
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise InvalidInputError("invalid-idempotency-key", "Idempotency-Key must not be empty.")
+    answer = await hub.exchange.exchange(request, idempotency_key)
+    headers = {"Idempotency-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(
+        dict(answer.body),
+        status_code=answer.status,
+        media_type="application/json" if answer.status == _OK else PROBLEM_JSON,
+        headers=headers,
+    )

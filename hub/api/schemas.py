@@ -1,0 +1,42 @@
+"""Request bodies as the API accepts them: strict, closed (no mass assignment), bounded."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")]
+FieldNameStr = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=80)
+]
+ActorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,200}$")]
+InszStr = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+"""Checked by ``Insz.parse`` in the route, so the error names the INSZ rule."""
+
+
+class Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ActorBody(Closed):
+    role: Slug
+    id: ActorId
+
+
+class ExchangeBody(Closed):
+    participant: InszStr
+    source: Slug
+    purpose: Slug
+    fields: Annotated[list[FieldNameStr], Field(min_length=1, max_length=100)]
+    actor: ActorBody
+
+
+class ConsentBody(Closed):
+    participant: InszStr
+    recipient: Slug
+    purpose: Slug
+    fields: Annotated[list[FieldNameStr], Field(min_length=1, max_length=100)]
+    valid_until: Annotated[str, StringConstraints(max_length=40)] | None = None
+    """ISO 8601 date-time, or a date meaning the end of that day (Europe/Brussels)."""
+    evidence: Annotated[str, StringConstraints(max_length=4000)] | None = None

@@ -1,0 +1,113 @@
+"""The composition root: settings in, a wired ``Container`` out.
+
+The only module that knows the concrete adapters, the database and the key store.
+Nothing here runs at import time; ``build`` runs inside the event loop that will
+serve, because the HTTP client session and the database engine belong to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from adapters.registry import ADAPTERS, adapter_names
+from hub.auth.endpoint import TokenEndpoint
+from hub.auth.jwks import validate_client_jwks
+from hub.auth.keys import FileKeyRing
+from hub.auth.tokens import TokenIssuer, TokenVerifier
+from hub.clock import SystemClock
+from hub.db.database import SqlDatabase, create_engine
+from hub.domain.agreements import PolicySet
+from hub.domain.ids import PartnerId
+from hub.policy.loader import load_policy_dir
+from hub.ports import Clock, SourceAdapter
+from hub.services.audit import AuditService
+from hub.services.clients import ClientService
+from hub.services.consents import ConsentService
+from hub.services.exchange import ExchangeService
+from hub.settings import Settings
+
+# Partners' systems are few; keep connections to them warm, bounded per host.
+_CONNECTIONS_PER_SOURCE = 64
+
+
+def load_policies(settings: Settings) -> PolicySet:
+    """Raises ``PolicyError`` naming file, line and problem; the hub does not start then."""
+    return load_policy_dir(settings.policy_dir, adapters=adapter_names())
+
+
+@dataclass
+class Container:
+    settings: Settings
+    policies: PolicySet
+    db: SqlDatabase
+    keys: FileKeyRing
+    clock: Clock
+    session: aiohttp.ClientSession
+    sources: Mapping[PartnerId, SourceAdapter]
+    exchange: ExchangeService
+    consents: ConsentService
+    audit: AuditService
+    clients: ClientService
+    tokens: TokenIssuer
+    verifier: TokenVerifier
+    token_endpoint: TokenEndpoint
+    _closed: bool = field(default=False, repr=False)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for adapter in self.sources.values():
+            await adapter.aclose()
+        await self.session.close()
+        await self.db.dispose()
+
+
+async def build(
+    settings: Settings,
+    *,
+    policies: PolicySet | None = None,
+    clock: Clock | None = None,
+    sources: Mapping[PartnerId, SourceAdapter] | None = None,
+) -> Container:
+    """Wire the hub. ``sources`` replaces the configured adapters (tests with fakes)."""
+    policies = policies if policies is not None else load_policies(settings)
+    clock = clock or SystemClock()
+    keys = FileKeyRing.load_or_create(settings.key_dir)
+    db = SqlDatabase(create_engine(settings.database_url))
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=_CONNECTIONS_PER_SOURCE),
+        raise_for_status=False,
+        auto_decompress=True,
+        trust_env=False,
+    )
+    if sources is None:
+        sources = {
+            partner.id: ADAPTERS[partner.source.adapter](partner.source, session)
+            for partner in policies.partners.values()
+            if partner.source is not None
+        }
+    issuer = TokenIssuer(keys, settings.issuer, settings.issuer)
+    return Container(
+        settings=settings,
+        policies=policies,
+        db=db,
+        keys=keys,
+        clock=clock,
+        session=session,
+        sources=sources,
+        exchange=ExchangeService(policies=policies, db=db, sources=sources, keys=keys, clock=clock),
+        consents=ConsentService(
+            policies=policies, db=db, keys=keys, clock=clock, issuer=settings.issuer
+        ),
+        audit=AuditService(db=db, keys=keys),
+        clients=ClientService(
+            policies=policies, db=db, clock=clock, validate_jwks=validate_client_jwks
+        ),
+        tokens=issuer,
+        verifier=TokenVerifier(keys, settings.issuer, settings.issuer),
+        token_endpoint=TokenEndpoint(issuer, clock, settings.public_url),
+    )

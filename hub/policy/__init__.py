@@ -1,0 +1,1 @@
+"""Policy as code: the pure decision and the loader of the policy directory."""

@@ -1,0 +1,104 @@
+"""Test-data builders: each test shows only the one thing it varies (STYLE.md habit 10)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+
+from consent.model import Consent
+from hub.domain.agreements import Agreement, CatalogueField, Partner, PolicySet, SourceConfig
+from hub.domain.exchange import Actor, ExchangeRequest
+from hub.domain.ids import FieldName, Insz, PartnerId, Purpose, Role
+
+NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
+SOURCE = PartnerId("vdab")
+REQUESTER = PartnerId("gtb")
+PURPOSE = Purpose("trajectory-coordination")
+ROLE = Role("casemanager-work")
+OPEN = FieldName("trajectory.status")
+PLAN = FieldName("trajectory.plan")
+ICF = FieldName("icf.assessment")
+PARTICIPANT = Insz.parse("85073003328")
+PSEUDONYM = "p" * 64
+
+
+def make_insz(rng: random.Random, *, bis: bool = False, after_2000: bool | None = None) -> str:
+    """A valid synthetic INSZ."""
+    after = rng.random() < 0.3 if after_2000 is None else after_2000
+    year = rng.randint(0, 25) if after else rng.randint(30, 99)
+    month = rng.randint(1, 12) + (rng.choice((20, 40)) if bis else 0)
+    day = rng.randint(1, 28)
+    serial = rng.randint(1, 997)
+    body = f"{year:02d}{month:02d}{day:02d}{serial:03d}"
+    check = 97 - int(("2" if after else "") + body) % 97
+    return f"{body}{check:02d}"
+
+
+def an_agreement(**overrides: object) -> Agreement:
+    values: dict[str, object] = {
+        "id": "vdab-coordination",
+        "version": 1,
+        "title": "Coordination",
+        "provider": SOURCE,
+        "recipients": frozenset({REQUESTER}),
+        "purpose": PURPOSE,
+        "legal_basis": "GDPR 6(1)(e)",
+        "special_category_condition": "GDPR 9(2)(a)",
+        "fields": frozenset({OPEN, PLAN, ICF}),
+        "roles": frozenset({ROLE}),
+        "consent_required": False,
+        "valid_from": date(2026, 1, 1),
+        "valid_until": date(2027, 12, 31),
+        "retention_days": 30,
+    }
+    values.update(overrides)
+    return Agreement(**values)  # type: ignore[arg-type]
+
+
+def a_policy_set(*agreements: Agreement, extra_fields: tuple[str, ...] = ()) -> PolicySet:
+    names = [OPEN, PLAN, ICF, *(FieldName(f) for f in extra_fields)]
+    catalogue = {
+        SOURCE: MappingProxyType(
+            {
+                name: CatalogueField(
+                    SOURCE, name, "health" if name == ICF else "trajectory", name == ICF
+                )
+                for name in names
+            }
+        )
+    }
+    partners = {
+        SOURCE: Partner(SOURCE, "VDAB", "pes", SourceConfig("rest", "http://127.0.0.1:1", 3)),
+        REQUESTER: Partner(REQUESTER, "GTB", "casemanager-work"),
+        PartnerId("ocmw-gent"): Partner(PartnerId("ocmw-gent"), "OCMW", "welfare"),
+    }
+    return PolicySet(partners, catalogue, tuple(agreements) if agreements else (an_agreement(),))
+
+
+def a_request(*fields: str, **overrides: object) -> ExchangeRequest:
+    values: dict[str, object] = {
+        "requester": REQUESTER,
+        "participant": PARTICIPANT,
+        "source": SOURCE,
+        "purpose": PURPOSE,
+        "fields": tuple(FieldName(f) for f in (fields or (OPEN,))),
+        "actor": Actor(ROLE, "u-1"),
+    }
+    values.update(overrides)
+    return ExchangeRequest(**values)  # type: ignore[arg-type]
+
+
+def a_consent(**overrides: object) -> Consent:
+    values: dict[str, object] = {
+        "id": "c-1",
+        "participant": PSEUDONYM,
+        "recipient": REQUESTER,
+        "purpose": PURPOSE,
+        "fields": frozenset({ICF}),
+        "granted_at": NOW - timedelta(days=1),
+        "valid_until": NOW + timedelta(days=30),
+        "revoked_at": None,
+    }
+    values.update(overrides)
+    return Consent(**values)  # type: ignore[arg-type]
