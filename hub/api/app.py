@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from hub import bootstrap
@@ -13,6 +14,8 @@ from hub.api.middleware import HubMiddleware
 from hub.api.routes import audit, catalogue, consents, exchange, oauth
 from hub.logging import configure_logging
 from hub.settings import Settings
+
+log = structlog.get_logger("hub")
 
 
 def create_app(settings: Settings, *, container: bootstrap.Container | None = None) -> FastAPI:
@@ -25,10 +28,12 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
             return
         built = await bootstrap.build(settings)
         app.state.container = built
+        log.info("hub_started", agreements=len(built.policies.agreements))
         try:
             yield
         finally:
             await built.aclose()
+            log.info("hub_stopped")
 
     app = FastAPI(
         title="Ketenhub",

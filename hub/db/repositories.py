@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consent.model import Consent
 from hub.db import tables as t
-from hub.domain.audit import AuditEntry, AuditRecord, format_timestamp, link
+from hub.domain.audit import AuditEntry, AuditRecord, link
 from hub.domain.ids import FieldName, PartnerId, Purpose
+from hub.domain.moments import format_timestamp
 from hub.ports import AuditQuery, ClientRecord, StoredAnswer
 
 _STREAM_BATCH = 5000
@@ -31,6 +32,11 @@ def _ts(value: datetime | None) -> str | None:
 
 def _parse_ts(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _moment(value: str) -> datetime:
+    """A NOT NULL timestamp column."""
+    return datetime.fromisoformat(value)
 
 
 def _insert(conn: AsyncConnection, table: Table) -> Any:
@@ -105,15 +111,13 @@ class SqlConsents:
 
 def _consent(row: Row[Any]) -> Consent:
     m = row._mapping
-    granted_at = _parse_ts(m["granted_at"])
-    assert granted_at is not None
     return Consent(
         id=m["id"],
         participant=m["participant"],
         recipient=PartnerId(m["recipient"]),
         purpose=Purpose(m["purpose"]),
         fields=frozenset(FieldName(f) for f in json.loads(m["fields"])),
-        granted_at=granted_at,
+        granted_at=_moment(m["granted_at"]),
         valid_until=_parse_ts(m["valid_until"]),
         revoked_at=_parse_ts(m["revoked_at"]),
         recorded_by=PartnerId(m["recorded_by"]),
@@ -251,8 +255,6 @@ class SqlIdempotency:
         if row is None:
             return None
         m = row._mapping
-        created_at, expires_at = _parse_ts(m["created_at"]), _parse_ts(m["expires_at"])
-        assert created_at is not None and expires_at is not None
         return StoredAnswer(
             partner=PartnerId(m["partner"]),
             key=m["key"],
@@ -261,8 +263,8 @@ class SqlIdempotency:
             sealed_body=bytes(m["body"]),
             consent_ids=tuple(json.loads(m["consent_ids"])),
             audit_seq=int(m["audit_seq"]),
-            created_at=created_at,
-            expires_at=expires_at,
+            created_at=_moment(m["created_at"]),
+            expires_at=_moment(m["expires_at"]),
         )
 
     async def put(self, answer: StoredAnswer) -> None:
@@ -309,8 +311,6 @@ class SqlClients:
         if row is None:
             return None
         m = row._mapping
-        created_at = _parse_ts(m["created_at"])
-        assert created_at is not None
         return ClientRecord(
             client_id=m["client_id"],
             partner=PartnerId(m["partner"]),
@@ -318,7 +318,7 @@ class SqlClients:
             auth_method=m["auth_method"],
             secret_hash=m["secret_hash"],
             jwks=None if m["jwks"] is None else json.loads(m["jwks"]),
-            created_at=created_at,
+            created_at=_moment(m["created_at"]),
         )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.domain.audit import AuditRecord, ChainReport, ChainVerifier, format_timestamp
+from hub.domain.audit import AuditRecord, ChainReport, ChainVerifier
 from hub.domain.errors import InvalidInputError
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
+from hub.domain.moments import format_timestamp
 from hub.domain.principal import Principal
 from hub.ports import AuditQuery, Database, KeyRing
 from hub.services.paging import Page, check_limit, decode_cursor, encode_cursor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -75,6 +75,8 @@ class ConsentService:
                 extra={"fields": sorted(unknown)},
             )
         now = self._clock.now()
+        if valid_until is not None:
+            valid_until = valid_until.astimezone(UTC)
         if valid_until is not None and valid_until <= now:
             raise InvalidInputError("consent-expired", "valid_until is already past.")
         consent = Consent(

@@ -28,7 +28,7 @@ import structlog
 
 from consent.model import ConsentStatus
 from hub.domain.agreements import PolicySet
-from hub.domain.audit import AuditEntry, AuditRecord, format_timestamp
+from hub.domain.audit import AuditEntry, AuditRecord
 from hub.domain.errors import (
     HubError,
     InvalidInputError,
@@ -39,6 +39,7 @@ from hub.domain.errors import (
 )
 from hub.domain.exchange import Decision, ExchangeRequest, FieldVerdict, Outcome
 from hub.domain.ids import FieldName, PartnerId
+from hub.domain.moments import format_timestamp
 from hub.policy.decide import decide
 from hub.ports import Clock, Database, KeyRing, SourceAdapter, StoredAnswer, UnitOfWork
 

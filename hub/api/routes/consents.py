@@ -12,15 +12,12 @@ from hub.api.deps import ContainerDep, parse_moment, require
 from hub.api.schemas import ConsentBody
 from hub.domain.errors import InvalidInputError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
+from hub.domain.moments import iso_utc
 from hub.domain.principal import Principal, Scope
 from hub.services.paging import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
 Writer = Annotated[Principal, Depends(require(Scope.CONSENT_WRITE))]
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
@@ -31,9 +28,9 @@ def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
         "purpose": consent.purpose,
         "fields": sorted(consent.fields),
         "status": str(consent.status_at(now)),
-        "valid_until": _iso(consent.valid_until),
-        "granted_at": _iso(consent.granted_at),
-        "revoked_at": _iso(consent.revoked_at),
+        "valid_until": iso_utc(consent.valid_until),
+        "granted_at": iso_utc(consent.granted_at),
+        "revoked_at": iso_utc(consent.revoked_at),
     }
 
 
@@ -96,4 +93,4 @@ async def revoke(
     consent_id: Annotated[str, Path(max_length=64)],
 ) -> dict[str, Any]:
     consent = await hub.consents.revoke(principal, consent_id)
-    return {"id": consent.id, "status": "revoked", "revoked_at": _iso(consent.revoked_at)}
+    return {"id": consent.id, "status": "revoked", "revoked_at": iso_utc(consent.revoked_at)}

@@ -1,0 +1,5 @@
+"""``python -m hub`` is ``ketenhub``."""
+
+from hub.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""How the hub writes moments: always UTC, always the same way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""Stored form: fixed-width UTC, so that timestamps sort as text and round-trip exactly."""
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """API form: ISO 8601 in UTC with ``Z``, e.g. ``2026-06-15T22:00:00Z``."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
