@@ -6,10 +6,10 @@ travels through mail and apps, and must not become a carrier of the national num
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from consent.model import Consent
+from hub.domain.moments import iso_utc
 
 RECEIPT_TYPE = "consent-receipt+jwt"
 
@@ -23,13 +23,9 @@ def receipt_claims(consent: Consent, *, issuer: str) -> dict[str, Any]:
         "recipient": consent.recipient,
         "purpose": consent.purpose,
         "fields": sorted(consent.fields),
-        "granted_at": _iso(consent.granted_at),
-        "valid_until": _iso(consent.valid_until),
+        "granted_at": iso_utc(consent.granted_at),
+        "valid_until": iso_utc(consent.valid_until),
     }
     if consent.recorded_by is not None:
         claims["recorded_by"] = consent.recorded_by
     return claims
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
