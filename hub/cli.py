@@ -73,6 +73,9 @@ def demo(
     """Run the hub with the demo network's simulated partner systems."""
     from hub.demo.runner import run_demo  # noqa: PLC0415
 
+    if "KETENHUB_LOG_LEVEL" not in os.environ:
+        # A visitor reads the guide and the API's answers; info events are one setting away.
+        os.environ["KETENHUB_LOG_LEVEL"] = "warning"
     settings = _settings()
     fresh_db = None
     if "KETENHUB_DATABASE_URL" not in os.environ:

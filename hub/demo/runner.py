@@ -42,6 +42,8 @@ class Example:
     partner: str
     body: dict[str, object]
     fields: tuple[str, ...]
+    unconsented: str | None = None
+    """A participant of the same source who gave no consent, where the agreement needs one."""
 
 
 def source_ports(policies: PolicySet) -> dict[str, int]:
@@ -101,7 +103,11 @@ def _examples(in_force: tuple[Agreement, ...], population: Population) -> list[E
     for agreement in sorted(in_force, key=lambda a: (not a.consent_required, a.id)):
         if agreement.provider not in SOURCE_FIELDS:
             continue
-        person = population.known_to(agreement.provider)[0]
+        known = population.known_to(agreement.provider)
+        person = known[0]
+        unconsented = (
+            known[CONSENTED_PER_SOURCE].insz.digits if agreement.consent_required else None
+        )
         for recipient in sorted(agreement.recipients):
             if recipient in examples:
                 continue
@@ -109,6 +115,7 @@ def _examples(in_force: tuple[Agreement, ...], population: Population) -> list[E
             examples[recipient] = Example(
                 recipient,
                 fields=tuple(fields),
+                unconsented=unconsented,
                 body={
                     "participant": person.insz.digits,
                     "source": agreement.provider,
@@ -148,6 +155,11 @@ def guide(base: str, clients: list[DemoClient], examples: list[Example]) -> str:
                 f"-d {shlex.quote(json.dumps(example.body))} {base}/v1/exchange"
             ),
         ]
+        if example.unconsented is not None:
+            lines.append(
+                f"#   this needs the participant's consent: {example.body['participant']} gave it, "
+                f"{example.unconsented} did not (try it)"
+            )
     officer = by_partner.get(HUB_PARTNER)
     if officer is not None:
         lines += [
