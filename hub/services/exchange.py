@@ -104,6 +104,11 @@ class ExchangeService:
             return await self._record_error(context, first, Outcome.DENIED, exc)
         except SourceUnavailableError as exc:
             return await self._record_error(context, first, Outcome.FAILED, exc)
+        except Exception as exc:  # noqa: BLE001 - an adapter's bug is still a failed source, audited
+            # No traceback: an adapter's exception text can carry the participant's data.
+            log.error("source_adapter_error", source=request.source, error_type=type(exc).__name__)  # noqa: TRY400
+            failure = SourceUnavailableError("source-unavailable", "The source failed.")
+            return await self._record_error(context, first, Outcome.FAILED, failure)
 
         async with self._db.writing() as uow:
             confirmed = await self._confirm(uow, context, first)

@@ -381,3 +381,15 @@ async def test_a_consent_revoked_while_the_source_answers_is_honoured(hub: Hub) 
     body = response.json()
     assert "icf.assessment" not in body["data"]
     assert {"field": "icf.assessment", "reason": "consent-revoked"} in body["withheld"]
+
+
+async def test_an_adapter_that_breaks_its_contract_is_a_failed_source_and_audited(hub: Hub) -> None:
+    async def broken(participant, fields):  # type: ignore[no-untyped-def]
+        raise KeyError("bug")
+
+    hub.sources["vdab"].inner.fetch = broken  # type: ignore[method-assign]
+    response = await hub.exchange("gtb", participant=hub.person("vdab"), source="vdab", fields=OPEN)
+    assert response.status_code == 502
+    assert response.json()["reason"] == "source-unavailable"
+    events = (await hub.http.get("/v1/audit/events", headers=hub.auth("hub"))).json()["items"]
+    assert events[0]["decision"] == "failed"
