@@ -59,7 +59,7 @@ class RestSourceAdapter:
                     )
                 if response.status != _OK:
                     raise _failure(f"the source answered HTTP {response.status}")
-                body = await response.content.read(MAX_BODY_BYTES + 1)
+                body = await _read_capped(response)
         except TimeoutError as exc:
             raise SourceTimeoutError(
                 "source-unavailable", "The source did not answer in time."
@@ -68,19 +68,38 @@ class RestSourceAdapter:
             raise _failure("the source could not be reached") from exc
         except asyncio.CancelledError:
             raise
-        if len(body) > MAX_BODY_BYTES:
-            raise _failure("the source's answer is too large")
         return _parse(body, fields)
 
     async def aclose(self) -> None:
         """The session is shared and owned by the composition root."""
 
 
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refusing more than ``MAX_BODY_BYTES`` (announced or streamed)."""
+    if response.content_length is not None and response.content_length > MAX_BODY_BYTES:
+        raise _failure("the source's answer is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _failure("the source's answer is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(name)
+
+
 def _parse(body: bytes, fields: frozenset[FieldName]) -> Mapping[FieldName, object]:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _failure("the source's answer is not JSON") from exc
+        # NaN and Infinity are not JSON (RFC 8259 section 6); a value the hub could not
+        # send on must fail here, before anything is decided on it.
+        document = json.loads(body, parse_constant=_no_constants)
+        json.dumps(document, allow_nan=False, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError) as exc:
+        raise _failure("the source's answer is not strict JSON") from exc
     if not isinstance(document, dict) or not isinstance(document.get("fields"), dict):
         raise _failure('the source\'s answer does not have the shape {"fields": {...}}')
     values: dict[str, object] = document["fields"]

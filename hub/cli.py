@@ -149,6 +149,8 @@ def audit_verify() -> None:
         finally:
             await db.dispose()
 
+    if not migrate.exists(settings.database_url):
+        raise _fail(f"There is no database at {migrate.describe(settings.database_url)}.")
     if not migrate.is_current(settings.database_url):
         raise _fail("The database is not a Ketenhub database at the current schema version.")
     report = asyncio.run(verify())

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from hub.domain.ids import INSZ_SHAPE
+
 _INSZ_SHAPE = re.compile(
     r"(?<![0-9])[0-9]{2}[.]?[0-9]{2}[.]?[0-9]{2}[-.]?[0-9]{3}[.]?[0-9]{2}(?![0-9])"
 )
@@ -25,7 +27,7 @@ _BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 def redact_text(text: str) -> str:
     text = _JWT_SHAPE.sub("<redacted-token>", text)
     text = _BEARER.sub(r"\1 <redacted>", text)
-    return _INSZ_SHAPE.sub("<redacted-insz>", text)
+    return INSZ_SHAPE.sub("<redacted-insz>", text)
 
 
 def _redact(value: Any) -> Any:

@@ -49,6 +49,9 @@ class KeyRing(Protocol):
     def pseudonym(self, participant: Insz) -> str:
         """A stable keyed pseudonym (HMAC) of the INSZ; the INSZ cannot be derived from it."""
 
+    def digest(self, value: str, *, context: str) -> str:
+        """A keyed hash (HMAC) of a client-chosen value that may hold personal data."""
+
     def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
         """Authenticated encryption bound to ``context``."""
 
@@ -112,7 +115,8 @@ class ConsentRepository(Protocol):
         revoke waits for a disclosure that relied on them (where the database can).
         """
 
-    async def by_ids(self, ids: Sequence[str]) -> Sequence[Consent]: ...
+    async def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
+        """``for_share`` as for ``of_participant``."""
 
     async def page(
         self, participant: str, *, recipient: PartnerId | None, after: str | None, limit: int
@@ -125,6 +129,8 @@ class ConsentRepository(Protocol):
 class AuditRepository(Protocol):
     async def append(self, entry: AuditEntry) -> AuditRecord:
         """Chain ``entry`` after the current head, inside the caller's transaction."""
+
+    async def get(self, seq: int) -> AuditRecord | None: ...
 
     async def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         """Newest first."""

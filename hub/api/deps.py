@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from hub.bootstrap import Container
 from hub.domain.errors import ForbiddenError, InvalidInputError, UnauthenticatedError
+from hub.domain.ids import has_insz_shape
 from hub.domain.principal import Principal, Scope
 from hub.policy.decide import BRUSSELS
 
@@ -40,19 +41,33 @@ def require(scope: Scope | None) -> Callable[[Request], Awaitable[Principal]]:
 
 
 def parse_moment(value: str, *, name: str, end_of_day: bool = False) -> datetime:
-    """ISO 8601 date-time (Europe/Brussels when it has no offset), or a date.
+    """ISO 8601 date-time (Europe/Brussels when it has no offset), or a date; in UTC.
 
     A date means its start, or with ``end_of_day`` the end of that day (CONTRACT.md 3).
     """
     try:
-        if len(value) == 10:  # noqa: PLR2004 - YYYY-MM-DD
+        try:
             day = date.fromisoformat(value)
+        except ValueError:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=BRUSSELS)
+        else:
+            moment = datetime.combine(day, time(), tzinfo=BRUSSELS)
             if end_of_day:
-                day += timedelta(days=1)
-            return datetime.combine(day, time(), tzinfo=BRUSSELS)
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+                moment = datetime.combine(day + timedelta(days=1), time(), tzinfo=BRUSSELS)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInputError(
-            "invalid-datetime", f"{name} must be an ISO 8601 date-time or date."
+            "invalid-datetime", f"{name} must be an ISO 8601 date-time or date from 0002 to 9998."
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=BRUSSELS)
+
+
+def no_national_numbers(**identifiers: str) -> None:
+    """Identifiers a client chooses are stored and shown to officers: never an INSZ."""
+    for name, value in identifiers.items():
+        if has_insz_shape(value):
+            raise InvalidInputError(
+                "personal-data-in-identifier",
+                f"{name} looks like a national number; identify people only as participant.",
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,11 +19,15 @@ MAX_BODY_BYTES = 1024 * 1024
 
 _SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
+_SET_BY_US = frozenset(name for name, _ in _SECURITY_HEADERS)
+_NO_STORE = (b"cache-control", b"no-store")
+_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_DOCS = ("/docs",)
+"""The API documentation page runs Swagger UI's scripts; everything else runs none."""
+log = structlog.get_logger("hub.api")
 
 
 class BodyTooLargeError(HTTPException):
@@ -42,14 +47,16 @@ class HubMiddleware:
             await self.app(scope, receive, send)
             return
 
+        documentation = str(scope.get("path", "")).startswith(_DOCS)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in {name for name, _ in _SECURITY_HEADERS}
-                ]
+                headers = [(k, v) for k, v in message.get("headers", []) if k not in _SET_BY_US]
                 headers.extend(_SECURITY_HEADERS)
+                if not any(k == b"cache-control" for k, _ in headers):
+                    headers.append(_NO_STORE)
+                if not documentation:
+                    headers.append(_CSP)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -80,6 +87,17 @@ class HubMiddleware:
         except BodyTooLargeError:
             if not started:
                 await _too_large(send_with_headers)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence answers, not crashes
+            # Here rather than in Starlette's outermost error middleware, so that a 500
+            # carries the same headers as every other answer (CONTRACT.md 5).
+            log.error("unexpected_error", error_type=type(exc).__name__)  # noqa: TRY400 - no values
+            if not started:
+                await _send_problem(
+                    send_with_headers,
+                    500,
+                    "internal-error",
+                    "The hub failed; nothing was disclosed.",
+                )
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -93,15 +111,17 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(send: Any) -> None:
-    body = json.dumps(
-        generic_problem(
-            413, "body-too-large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
-        )
-    ).encode()
+    await _send_problem(
+        send, 413, "body-too-large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
+    )
+
+
+async def _send_problem(send: Any, status: int, reason: str, detail: str) -> None:
+    body = json.dumps(generic_problem(status, reason, detail)).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hub.domain.errors import HubError, UnauthenticatedError
 
 PROBLEM_JSON = "application/problem+json"
-log = structlog.get_logger("hub.api")
 
 
 def problem_response(
@@ -59,11 +57,16 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
             400, generic_problem(400, "invalid-json", "The request body is not valid JSON.")
         )
     document = generic_problem(422, "invalid-request", "The request does not match the API.")
-    document["errors"] = [
-        {"location": [str(p) for p in e.get("loc", ())], "message": str(e.get("msg", ""))}
-        for e in errors[:20]
-    ]
+    document["errors"] = [_located(e) for e in errors[:20]]
     return problem_response(422, document)
+
+
+def _located(error: Mapping[str, Any]) -> dict[str, Any]:
+    location = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "extra_forbidden" and location:
+        # The unknown member's name is the client's input (it may be anything, an INSZ too).
+        location[-1] = "<unknown member>"
+    return {"location": location, "message": str(error.get("msg", ""))}
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -80,15 +83,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unexpected_error", error_type=type(exc).__name__)
-    return problem_response(
-        500, generic_problem(500, "internal-error", "The hub failed; nothing was disclosed.")
-    )
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Unexpected exceptions are answered by hub.api.middleware, inside the security headers.

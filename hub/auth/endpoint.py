@@ -134,7 +134,8 @@ class TokenEndpoint:
             _check_grant_type(form)
             presented = _presented_credentials(authorization, form)
         except OAuth2Error as error:
-            return _error_response(error, challenge=False)
+            # A Basic header that names no client is a failed authentication (401).
+            return _error_response(error, challenge=isinstance(error, InvalidClientError))
 
         record = None
         if presented.client_id is not None:
@@ -221,7 +222,11 @@ def _presented_credentials(authorization: str | None, form: Mapping[str, str]) -
 
     client_id: str | None = form_client_id
     if basic:
-        client_id = extract_basic_authorization({"Authorization": authorization})[0]
+        try:
+            client_id = extract_basic_authorization({"Authorization": authorization})[0]
+        except (UnicodeError, ValueError):
+            # RFC 7617: user-id and password are UTF-8; anything else names no client.
+            raise InvalidClientError(status_code=401, description=_AUTHENTICATION_FAILED) from None
     elif assertion or assertion_type:
         if assertion_type != ASSERTION_TYPE or not assertion:
             raise InvalidRequestError(

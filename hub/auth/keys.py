@@ -202,6 +202,11 @@ class FileKeyRing:
             self._pseudonym_key, participant.digits.encode(), hashlib.sha256
         ).hexdigest()
 
+    def digest(self, value: str, *, context: str) -> str:
+        """HMAC-SHA256 under the pseudonym key, separated by ``context`` from pseudonyms."""
+        message = f"{context}\x00{value}".encode()
+        return hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()
+
     def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
         """AES-256-GCM with a random 96-bit nonce; ``context`` is the associated data."""
         nonce = secrets.token_bytes(NONCE_BYTES)

@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import make_url
 
 from hub.db.database import ensure_sqlite_dir, sync_url
 
@@ -31,6 +32,19 @@ def upgrade(url: str, revision: str = "head") -> None:
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def exists(url: str) -> bool:
+    """False for an SQLite file that is not there (which connecting would create)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in {None, "", ":memory:"}:
+        return True
+    return Path(str(parsed.database)).is_file()
 
 
 def is_current(url: str) -> bool:

@@ -84,10 +84,12 @@ class SqlConsents:
             query = query.with_for_update(read=True)
         return [_consent(row) for row in await self._conn.execute(query)]
 
-    async def by_ids(self, ids: Sequence[str]) -> Sequence[Consent]:
+    async def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
         if not ids:
             return []
         query = select(t.consents).where(t.consents.c.id.in_(list(ids)))
+        if for_share and self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
         return [_consent(row) for row in await self._conn.execute(query)]
 
     async def page(
@@ -147,6 +149,12 @@ class SqlAudit:
         )
         return record
 
+    async def get(self, seq: int) -> AuditRecord | None:
+        row = (
+            await self._conn.execute(select(t.audit_events).where(t.audit_events.c.seq == seq))
+        ).first()
+        return None if row is None else _record(row)
+
     async def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         c = t.audit_events.c
         conditions = []
@@ -187,7 +195,9 @@ class SqlAudit:
                 return
             for row in rows:
                 yield _record(row)
-            last = int(rows[-1].seq)
+            last = _seq(rows[-1].seq)
+            if last < 0:
+                return
 
 
 def _audit_row(record: AuditRecord) -> dict[str, Any]:
@@ -217,6 +227,28 @@ def _audit_row(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _json_column(value: object) -> Any:
+    """A JSON column as stored; text that is not JSON (a tampered row) stays text.
+
+    The record then fails its hash check instead of crashing the verifier.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _seq(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1  # a tampered seq: reported where the chain expected another
+
+
 def _record(row: Row[Any]) -> AuditRecord:
     m = row._mapping
     entry = AuditEntry(
@@ -229,16 +261,16 @@ def _record(row: Row[Any]) -> AuditRecord:
         actor={"role": m["actor_role"], "id": m["actor_id"]},
         decision=m["decision"],
         reason=m["reason"],
-        fields_requested=json.loads(m["fields_requested"]),
-        fields_disclosed=json.loads(m["fields_disclosed"]),
-        withheld=json.loads(m["withheld"]),
+        fields_requested=_json_column(m["fields_requested"]),
+        fields_disclosed=_json_column(m["fields_disclosed"]),
+        withheld=_json_column(m["withheld"]),
         agreement=m["agreement"],
-        agreements=json.loads(m["agreements"]),
-        consents=json.loads(m["consents"]),
+        agreements=_json_column(m["agreements"]),
+        consents=_json_column(m["consents"]),
         disclosure_id=m["disclosure_id"],
         replay_of=m["replay_of"],
     )
-    return AuditRecord(int(m["seq"]), entry, m["prev_hash"], m["hash"])
+    return AuditRecord(_seq(m["seq"]), entry, m["prev_hash"], m["hash"])
 
 
 class SqlIdempotency:
@@ -279,6 +311,10 @@ class SqlIdempotency:
             "created_at": _ts(answer.created_at),
             "expires_at": _ts(answer.expires_at),
         }
+        # Answers are kept 24 hours (CONTRACT.md 3), not a moment longer.
+        await self._conn.execute(
+            delete(t.idempotency).where(t.idempotency.c.expires_at < _ts(answer.created_at))
+        )
         statement = _insert(self._conn, t.idempotency).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=["partner", "key"],

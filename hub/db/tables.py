@@ -103,6 +103,7 @@ idempotency = Table(
     Column("audit_seq", BigInteger, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
+    Index("ix_idempotency_expires", "expires_at"),
 )
 
 assertion_jtis = Table(

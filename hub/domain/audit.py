@@ -135,7 +135,8 @@ class ChainVerifier:
         self._count += 1
         expected = self._expected_seq
         if record.seq != expected:
-            self.fault = (min(record.seq, expected), f"expected seq {expected}, found {record.seq}")
+            # The record standing where seq `expected` belongs is wrong (or missing).
+            self.fault = (expected, f"expected seq {expected}, found {record.seq}")
         elif record.prev_hash != self._prev:
             self.fault = (record.seq, "prev_hash does not match the previous record")
         elif chain_hash(record.seq, record.entry, record.prev_hash) != record.hash:

@@ -25,6 +25,15 @@ SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 """Partner ids, purposes, roles and agreement ids: ``[a-z0-9-]{2,40}`` (CONTRACT.md 1)."""
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 _ELEVEN_ASCII_DIGITS = re.compile(r"[0-9]{11}")
+INSZ_SHAPE = re.compile(
+    r"(?<![0-9])[0-9]{2}[.]?[0-9]{2}[.]?[0-9]{2}[-.]?[0-9]{3}[.]?[0-9]{2}(?![0-9])"
+)
+"""Anything that could be a national number, written plain or formatted (85.07.30-033.28)."""
+
+
+def has_insz_shape(text: str) -> bool:
+    """True when ``text`` holds what could be a national number; such text is never kept."""
+    return INSZ_SHAPE.search(text) is not None
 
 
 def is_slug(value: str) -> bool:

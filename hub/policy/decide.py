@@ -61,7 +61,11 @@ def decide(
         current = policies.in_force(agreement_id, day)
         if current is None:
             expired.extend(a for a in for_purpose if a.id == agreement_id)
-        elif request.requester in current.recipients and current.purpose == request.purpose:
+        elif (
+            current.provider == request.source
+            and request.requester in current.recipients
+            and current.purpose == request.purpose
+        ):
             in_force.append(current)
     relevant = [
         c for c in consents if c.recipient == request.requester and c.purpose == request.purpose

@@ -172,6 +172,8 @@ class _Header:
     version: int
     line: int
     period: Period | None  # None: its dates are wrong, reported already
+    provider: str | None  # None: unknown or missing, reported already
+    provider_line: int
 
 
 @dataclass
@@ -434,7 +436,15 @@ class _DirectoryCheck:
         retention_days = entry.get("retention_days", as_count, "a whole number of at least 1")
         if agreement_id is not None and version is not None:
             self.headers.append(
-                _Header(entry.report.file, agreement_id, version, entry.line("version"), period)
+                _Header(
+                    entry.report.file,
+                    agreement_id,
+                    version,
+                    entry.line("version"),
+                    period,
+                    provider,
+                    entry.line("provider"),
+                )
             )
         if (
             agreement_id is None
@@ -531,6 +541,18 @@ class _DirectoryCheck:
 
     # across agreement files
 
+    def check_same_provider(self, ordered: list[_Header]) -> None:
+        """Versions replace each other, so they must speak of the same source's data."""
+        first = next((h for h in ordered if h.provider is not None), None)
+        for header in ordered:
+            if first is not None and header.provider not in {None, first.provider}:
+                self.reporter(header.file)(
+                    header.provider_line,
+                    f"version {header.version} of agreement '{header.id}' has provider "
+                    f"'{header.provider}', but version {first.version} ({first.file}) has "
+                    f"'{first.provider}': every version of an agreement has the same provider",
+                )
+
     def check_versions(self) -> None:
         """One file per (id, version), and no version hidden for good behind a higher one.
 
@@ -548,6 +570,7 @@ class _DirectoryCheck:
                 self.reporter(header.file)(header.line, message)
         for versions in by_id.values():
             ordered = [versions[number] for number in sorted(versions)]
+            self.check_same_provider(ordered)
             for index, lower in enumerate(ordered):
                 covering = next(
                     (

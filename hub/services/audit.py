@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.domain.audit import AuditRecord, ChainReport, ChainVerifier
-from hub.domain.errors import InvalidInputError
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.domain.principal import Principal
 from hub.ports import AuditQuery, Database, KeyRing
-from hub.services.paging import Page, check_limit, decode_cursor, encode_cursor
+from hub.services.paging import Page, check_limit, decode_position, encode_cursor
 
 
 class AuditService:
@@ -33,10 +32,7 @@ class AuditService:
         limit: int = 50,
     ) -> Page[AuditRecord]:
         check_limit(limit)
-        position = decode_cursor(cursor)
-        if position is not None and not position.isdigit():
-            raise InvalidInputError("invalid-cursor", "The cursor is not one this hub handed out.")
-        before = None if position is None else int(position)
+        before = decode_position(cursor)
         query = AuditQuery(
             participant=None if participant is None else self._keys.pseudonym(participant),
             partner=partner,

@@ -4,24 +4,32 @@ The order is the guarantee (STYLE.md habit 7):
 
 1. decide on the consents as they stand, to know which fields the source may be asked;
 2. ask the source for those fields only;
-3. in one write transaction, read the consents again (on PostgreSQL under a share
-   lock that a revoke must wait for), decide again, append the audit record and
-   keep the ``Idempotency-Key`` answer; commit;
-4. build the answer from what was committed.
+3. in one write transaction: read the consents again (on PostgreSQL under a share
+   lock that a revoke must wait for) and decide again, append the audit record,
+   encode the answer, keep it for its ``Idempotency-Key``; commit;
+4. send the answer encoded in step 3.
 
 So a revoke that returned before step 3 began is seen by it, and a revoke cannot
 return between step 3's read and its commit: no field leaves under a consent
 whose revoke had returned. If step 3 fails, nothing is disclosed (``503``).
+
+``Idempotency-Key`` (CONTRACT.md 3): the key is kept per partner as a keyed digest
+(a client may choose anything for it, a national number included). Two requests
+with one key that race are settled in step 3, after the audit append has taken the
+chain's lock: the later one finds the earlier's answer and replays it (or is
+refused with ``422`` when its body differs), so one key never yields two
+disclosures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -30,17 +38,17 @@ from consent.model import ConsentStatus
 from hub.domain.agreements import PolicySet
 from hub.domain.audit import AuditEntry, AuditRecord
 from hub.domain.errors import (
+    ConflictError,
     HubError,
     InvalidInputError,
     NothingDisclosedError,
-    SourceTimeoutError,
     SourceUnavailableError,
     UnknownParticipantError,
 )
-from hub.domain.exchange import Decision, ExchangeRequest, FieldVerdict, Outcome
+from hub.domain.exchange import Decision, ExchangeRequest, Outcome
 from hub.domain.ids import FieldName, PartnerId
 from hub.domain.moments import format_timestamp
-from hub.policy.decide import decide
+from hub.policy.decide import brussels_day, decide
 from hub.ports import Clock, Database, KeyRing, SourceAdapter, StoredAnswer, UnitOfWork
 
 log = structlog.get_logger("hub.exchange")
@@ -49,13 +57,45 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 _SERVER_ERROR = 500
 
 
+def encode(document: Mapping[str, Any]) -> bytes:
+    """The one JSON encoding of an answer: strict (no NaN), UTF-8."""
+    return json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The answer to send: a status the contract names and its JSON document."""
+    """The answer to send: a status the contract names and its encoded JSON document."""
 
     status: int
-    body: Mapping[str, Any]
+    content: bytes
     replayed: bool = False
+
+    @classmethod
+    def of(cls, status: int, document: Mapping[str, Any]) -> Answer:
+        return cls(status, encode(document))
+
+    def document(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.content)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    request: ExchangeRequest
+    pseudonym: str
+    key: str | None
+    """The ``Idempotency-Key``'s keyed digest."""
+    fingerprint: str
+    replacing: int | None
+    """The audit seq of a kept answer this request may replace (it could not be replayed)."""
+
+
+class _KeyTakenError(Exception):
+    """Another request answered under the same key while this one was being decided."""
+
+    def __init__(self, stored: StoredAnswer) -> None:
+        super().__init__("idempotency key taken")
+        self.stored = stored
 
 
 class ExchangeService:
@@ -83,54 +123,94 @@ class ExchangeService:
                 "unknown-source", "The source is not a source partner of this hub."
             )
         pseudonym = self._keys.pseudonym(request.participant)
-        fingerprint = self._fingerprint(request, pseudonym)
+        fingerprint = _fingerprint(request, pseudonym)
+        key = None
+        replacing = None
         if idempotency_key is not None:
-            replayed = await self._replay(request, pseudonym, idempotency_key, fingerprint)
-            if replayed is not None:
-                return replayed
-        context = _Context(request, pseudonym, idempotency_key, fingerprint)
+            key = self._keys.digest(idempotency_key, context=f"idempotency:{request.requester}")
+            async with self._db.reading() as uow:
+                stored = await uow.idempotency.get(request.requester, key)
+            if stored is not None and stored.expires_at > self._clock.now():
+                _same_body(stored, fingerprint)
+                replayed = await self._replay(request, stored)
+                if replayed is not None:
+                    return replayed
+                replacing = stored.audit_seq
+        context = _Context(request, pseudonym, key, fingerprint, replacing)
+        try:
+            return await self._decide(context, adapter)
+        except _KeyTakenError as taken:
+            _same_body(taken.stored, fingerprint)
+            replayed = await self._replay(request, taken.stored)
+            if replayed is None:
+                raise ConflictError(
+                    "idempotency-key-in-use",
+                    "Another request with this Idempotency-Key was answered at the same moment "
+                    "and cannot be sent again; send the request again.",
+                ) from None
+            return replayed
 
+    async def _decide(self, context: _Context, adapter: SourceAdapter) -> Answer:
+        request = context.request
         async with self._db.reading() as uow:
             consents = await uow.consents.of_participant(
-                pseudonym, recipient=request.requester, purpose=request.purpose
+                context.pseudonym, recipient=request.requester, purpose=request.purpose
             )
         first = decide(request, self._policies, consents, self._clock.now())
         if not first.allowed:
-            return await self._record_refusal(context, first)
-
+            return await self._record(context, first, Outcome.DENIED)
         try:
             values = await adapter.fetch(request.participant, first.allowed_fields)
         except UnknownParticipantError as exc:
-            return await self._record_error(context, first, Outcome.DENIED, exc)
+            return await self._record(context, first, Outcome.DENIED, error=exc)
         except SourceUnavailableError as exc:
-            return await self._record_error(context, first, Outcome.FAILED, exc)
+            return await self._record(context, first, Outcome.FAILED, error=exc)
         except Exception as exc:  # noqa: BLE001 - an adapter's bug is still a failed source, audited
             # No traceback: an adapter's exception text can carry the participant's data.
             log.error("source_adapter_error", source=request.source, error_type=type(exc).__name__)  # noqa: TRY400
             failure = SourceUnavailableError("source-unavailable", "The source failed.")
-            return await self._record_error(context, first, Outcome.FAILED, failure)
+            return await self._record(context, first, Outcome.FAILED, error=failure)
+        return await self._record(context, first, Outcome.DISCLOSED, values=values)
 
+    async def _record(
+        self,
+        context: _Context,
+        decision: Decision,
+        outcome: Outcome,
+        *,
+        error: HubError | None = None,
+        values: Mapping[FieldName, object] | None = None,
+    ) -> Answer:
+        """Step 3: one write transaction that confirms, appends, keeps the answer, commits."""
         async with self._db.writing() as uow:
-            confirmed = await self._confirm(uow, context, first)
-            final = confirmed.after_fetch(values)
-            if not final.allowed:
-                record = await uow.audit.append(self._entry(context, final, Outcome.DENIED))
-                answer = _refusal(final, record)
-            else:
-                disclosure_id = self._new_id()
-                record = await uow.audit.append(
-                    self._entry(context, final, Outcome.DISCLOSED, disclosure_id=disclosure_id)
+            if values is not None:
+                decision = (await self._confirm(uow, context, decision)).after_fetch(values)
+                if not decision.allowed:
+                    outcome = Outcome.DENIED
+            disclosure_id = self._new_id() if outcome is Outcome.DISCLOSED else None
+            reason = error.reason if error is not None else _reason_for(outcome)
+            record = await uow.audit.append(
+                self._entry(context, decision, outcome, reason, disclosure_id)
+            )
+            if error is not None:
+                answer = Answer.of(error.status, {**error.to_problem(), "audit_seq": record.seq})
+            elif disclosure_id is not None and values is not None:
+                answer = Answer.of(
+                    200, _disclosure(context, decision, values, disclosure_id, record)
                 )
-                answer = Answer(200, _disclosure(context, final, values, disclosure_id, record))
-            await self._keep(uow, context, answer, _consents_of(final), record)
+            else:
+                answer = _refusal(decision, record)
+            await self._keep(uow, context, answer, _consents_of(decision, outcome), record)
             await uow.commit()
-        log.info(
+        (log.warning if outcome is Outcome.FAILED else log.info)(
             "exchange_decided",
-            requester=request.requester,
-            source=request.source,
-            purpose=request.purpose,
-            disclosed=len(final.allowed),
-            withheld=len(final.verdicts) - len(final.allowed),
+            requester=context.request.requester,
+            source=context.request.source,
+            purpose=context.request.purpose,
+            decision=str(outcome),
+            reason=reason,
+            disclosed=len(decision.allowed) if outcome is Outcome.DISCLOSED else 0,
+            withheld=len(decision.withheld()),
             audit_seq=record.seq,
         )
         return answer
@@ -151,79 +231,6 @@ class ExchangeService:
             )
         )
 
-    async def _record_refusal(self, context: _Context, decision: Decision) -> Answer:
-        async with self._db.writing() as uow:
-            record = await uow.audit.append(self._entry(context, decision, Outcome.DENIED))
-            answer = _refusal(decision, record)
-            await self._keep(uow, context, answer, (), record)
-            await uow.commit()
-        log.info(
-            "exchange_refused",
-            requester=context.request.requester,
-            source=context.request.source,
-            withheld=len(decision.verdicts),
-            audit_seq=record.seq,
-        )
-        return answer
-
-    async def _record_error(
-        self, context: _Context, decision: Decision, outcome: Outcome, error: HubError
-    ) -> Answer:
-        async with self._db.writing() as uow:
-            record = await uow.audit.append(
-                self._entry(context, decision, outcome, reason=error.reason)
-            )
-            answer = Answer(error.status, {**error.to_problem(), "audit_seq": record.seq})
-            await self._keep(uow, context, answer, (), record)
-            await uow.commit()
-        log.warning(
-            "exchange_source_error",
-            requester=context.request.requester,
-            source=context.request.source,
-            reason=error.reason,
-            timeout=isinstance(error, SourceTimeoutError),
-            audit_seq=record.seq,
-        )
-        return answer
-
-    async def _replay(
-        self, request: ExchangeRequest, pseudonym: str, key: str, fingerprint: str
-    ) -> Answer | None:
-        """CONTRACT.md 3: the first answer again while every consent it relied on is active."""
-        async with self._db.reading() as uow:
-            stored = await uow.idempotency.get(request.requester, key)
-        now = self._clock.now()
-        if stored is None or stored.expires_at <= now:
-            return None
-        if stored.fingerprint != fingerprint:
-            raise InvalidInputError(
-                "idempotency-key-reused",
-                "This Idempotency-Key was used with another request body in the last 24 hours.",
-            )
-        async with self._db.writing() as uow:
-            consents = await uow.consents.by_ids(stored.consent_ids)
-            now = self._clock.now()
-            if len(consents) != len(stored.consent_ids) or any(
-                c.status_at(now) is not ConsentStatus.ACTIVE for c in consents
-            ):
-                return None
-            body = json.loads(
-                self._keys.unseal(
-                    stored.sealed_body,
-                    context=_seal_context(stored.partner, stored.key, stored.fingerprint),
-                )
-            )
-            record = await uow.audit.append(self._replay_entry(request, pseudonym, stored, body))
-            await uow.commit()
-        log.info(
-            "exchange_replayed",
-            requester=request.requester,
-            source=request.source,
-            replay_of=stored.audit_seq,
-            audit_seq=record.seq,
-        )
-        return Answer(stored.status, body, replayed=True)
-
     async def _keep(
         self,
         uow: UnitOfWork,
@@ -232,18 +239,26 @@ class ExchangeService:
         consent_ids: Sequence[str],
         record: AuditRecord,
     ) -> None:
-        if context.idempotency_key is None or answer.status >= _SERVER_ERROR:
+        """Keep the answer under its key; the audit append before holds the chain's lock."""
+        if context.key is None:
             return
-        now = self._clock.now()
-        partner, key = context.request.requester, context.idempotency_key
-        plaintext = json.dumps(answer.body, separators=(",", ":")).encode()
+        partner, now = context.request.requester, self._clock.now()
+        existing = await uow.idempotency.get(partner, context.key)
+        if (
+            existing is not None
+            and existing.expires_at > now
+            and existing.audit_seq != context.replacing
+        ):
+            raise _KeyTakenError(existing)
+        if answer.status >= _SERVER_ERROR:
+            return  # 5xx answers are not kept (CONTRACT.md 3)
         sealed = self._keys.seal(
-            plaintext, context=_seal_context(partner, key, context.fingerprint)
+            answer.content, context=_seal_context(partner, context.key, context.fingerprint)
         )
         await uow.idempotency.put(
             StoredAnswer(
                 partner=partner,
-                key=key,
+                key=context.key,
                 fingerprint=context.fingerprint,
                 status=answer.status,
                 sealed_body=sealed,
@@ -254,14 +269,60 @@ class ExchangeService:
             )
         )
 
+    async def _replay(self, request: ExchangeRequest, stored: StoredAnswer) -> Answer | None:
+        """The first answer again, while every consent and agreement it relied on holds.
+
+        CONTRACT.md 3 names the consents; an agreement version no longer in force
+        (expired, or replaced) is a change in the law of the exchange just the same.
+        """
+        async with self._db.writing() as uow:
+            consents = await uow.consents.by_ids(stored.consent_ids, for_share=True)
+            now = self._clock.now()
+            if len(consents) != len(stored.consent_ids) or any(
+                c.status_at(now) is not ConsentStatus.ACTIVE for c in consents
+            ):
+                return None
+            original = await uow.audit.get(stored.audit_seq)
+            if original is None or not self._still_in_force(original.entry.agreements, now):
+                return None
+            content = self._keys.unseal(
+                stored.sealed_body,
+                context=_seal_context(stored.partner, stored.key, stored.fingerprint),
+            )
+            entry = dataclasses.replace(
+                original.entry,
+                at=format_timestamp(now),
+                kind="replay",
+                actor={"role": request.actor.role, "id": request.actor.id},
+                replay_of=original.seq,
+            )
+            record = await uow.audit.append(entry)
+            await uow.commit()
+        log.info(
+            "exchange_replayed",
+            requester=request.requester,
+            source=request.source,
+            replay_of=stored.audit_seq,
+            audit_seq=record.seq,
+        )
+        return Answer(stored.status, content, replayed=True)
+
+    def _still_in_force(self, refs: Sequence[str], now: datetime) -> bool:
+        day = brussels_day(now)
+        for ref in refs:
+            agreement_id, _, _version = ref.rpartition("@")
+            current = self._policies.in_force(agreement_id, day)
+            if current is None or current.ref != ref:
+                return False
+        return True
+
     def _entry(
         self,
         context: _Context,
         decision: Decision,
         outcome: Outcome,
-        *,
-        reason: str | None = None,
-        disclosure_id: str | None = None,
+        reason: str | None,
+        disclosure_id: str | None,
     ) -> AuditEntry:
         request = context.request
         disclosed = list(decision.allowed) if outcome is Outcome.DISCLOSED else []
@@ -276,74 +337,49 @@ class ExchangeService:
             purpose=request.purpose,
             actor={"role": request.actor.role, "id": request.actor.id},
             decision=outcome,
-            reason=reason if reason is not None else _reason_for(outcome),
+            reason=reason,
             fields_requested=list(request.fields),
             fields_disclosed=[v.field for v in disclosed],
-            withheld=[{"field": f, "reason": str(r)} for f, r in decision.withheld()],
+            withheld=_withheld(decision),
             agreement=first_ref,
             agreements=refs,
-            consents=sorted({v.consent_id for v in disclosed if v.consent_id}),
+            consents=list(_consents_of(decision, outcome)),
             disclosure_id=disclosure_id,
         )
 
-    def _replay_entry(
-        self,
-        request: ExchangeRequest,
-        pseudonym: str,
-        stored: StoredAnswer,
-        body: Mapping[str, Any],
-    ) -> AuditEntry:
-        disclosed = list(body.get("data", {})) if stored.status == 200 else []  # noqa: PLR2004
-        return AuditEntry(
-            at=format_timestamp(self._clock.now()),
-            kind="replay",
-            requester=request.requester,
-            source=request.source,
-            participant=pseudonym,
-            purpose=request.purpose,
-            actor={"role": request.actor.role, "id": request.actor.id},
-            decision=Outcome.DISCLOSED if disclosed else Outcome.DENIED,
-            reason=None if disclosed else body.get("reason"),
-            fields_requested=list(request.fields),
-            fields_disclosed=disclosed,
-            withheld=list(body.get("withheld", [])),
-            agreement=None,
-            agreements=[],
-            consents=list(stored.consent_ids),
-            disclosure_id=body.get("disclosure_id"),
-            replay_of=stored.audit_seq,
+
+def _fingerprint(request: ExchangeRequest, pseudonym: str) -> str:
+    # Over the pseudonym, never the INSZ: an unkeyed hash of an 11-digit number is as
+    # good as the number itself.
+    material = json.dumps(
+        [
+            pseudonym,
+            request.source,
+            request.purpose,
+            list(request.fields),
+            request.actor.role,
+            request.actor.id,
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _same_body(stored: StoredAnswer, fingerprint: str) -> None:
+    if stored.fingerprint != fingerprint:
+        raise InvalidInputError(
+            "idempotency-key-reused",
+            "This Idempotency-Key was used with another request body in the last 24 hours.",
         )
-
-    def _fingerprint(self, request: ExchangeRequest, pseudonym: str) -> str:
-        # Over the pseudonym, never the INSZ: an unkeyed hash of an 11-digit number
-        # is as good as the number itself.
-        material = json.dumps(
-            [
-                pseudonym,
-                request.source,
-                request.purpose,
-                list(request.fields),
-                request.actor.role,
-                request.actor.id,
-            ],
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(material.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    request: ExchangeRequest
-    pseudonym: str
-    idempotency_key: str | None
-    fingerprint: str
 
 
 def _reason_for(outcome: Outcome) -> str | None:
     return "nothing-disclosed" if outcome is Outcome.DENIED else None
 
 
-def _consents_of(decision: Decision) -> tuple[str, ...]:
+def _consents_of(decision: Decision, outcome: Outcome) -> tuple[str, ...]:
+    if outcome is not Outcome.DISCLOSED:
+        return ()
     return tuple(sorted({v.consent_id for v in decision.allowed if v.consent_id}))
 
 
@@ -357,7 +393,7 @@ def _refusal(decision: Decision, record: AuditRecord) -> Answer:
         "No requested field may be disclosed; see withheld for each field's reason.",
         extra={"withheld": _withheld(decision), "audit_seq": record.seq},
     )
-    return Answer(error.status, error.to_problem())
+    return Answer.of(error.status, error.to_problem())
 
 
 def _disclosure(
@@ -367,13 +403,12 @@ def _disclosure(
     disclosure_id: str,
     record: AuditRecord,
 ) -> dict[str, Any]:
-    allowed: Sequence[FieldVerdict] = decision.allowed
     return {
         "disclosure_id": disclosure_id,
         "participant": context.request.participant.digits,
         "source": context.request.source,
         "purpose": context.request.purpose,
-        "data": {v.field: values[v.field] for v in allowed},
+        "data": {v.field: values[v.field] for v in decision.allowed},
         "withheld": _withheld(decision),
         "audit_seq": record.seq,
     }

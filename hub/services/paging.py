@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -36,6 +37,19 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not raw.startswith("k1:") or len(raw) > 200:  # noqa: PLR2004
         raise InvalidInputError("invalid-cursor", "The cursor is not one this hub handed out.")
     return raw[3:]
+
+
+_POSITION = re.compile(r"[0-9]{1,18}")
+
+
+def decode_position(cursor: str | None) -> int | None:
+    """A cursor that holds a position (an offset or an audit seq)."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    if _POSITION.fullmatch(position) is None:
+        raise InvalidInputError("invalid-cursor", "The cursor is not one this hub handed out.")
+    return int(position)
 
 
 def check_limit(limit: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -82,21 +84,43 @@ async def test_a_source_that_is_not_listening() -> None:
             await adapter.fetch(Insz.parse("85073003328"), frozenset({STATUS}))
 
 
-async def test_an_oversized_answer_is_a_failure() -> None:
-    async def huge(_request: web.Request) -> web.Response:
-        return web.Response(body=b'{"fields": {"x": "' + b"a" * MAX_BODY_BYTES + b'"}}')
+@contextlib.asynccontextmanager
+async def a_source_answering(body: bytes) -> AsyncIterator[RestSourceAdapter]:
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
 
     app = web.Application()
-    app.router.add_get("/participants/{insz}", huge)
+    app.router.add_get("/participants/{insz}", answer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as session:
-            adapter = RestSourceAdapter(f"http://127.0.0.1:{port}", 2, session)
-            with pytest.raises(SourceUnavailableError):
-                await adapter.fetch(Insz.parse("85073003328"), frozenset({STATUS}))
+            yield RestSourceAdapter(f"http://127.0.0.1:{port}", 2, session)
     finally:
         await runner.cleanup()
+
+
+async def test_a_large_answer_is_read_whole() -> None:
+    value = "a" * 300_000
+    async with a_source_answering(json.dumps({"fields": {"x.y": value}}).encode()) as adapter:
+        values = await adapter.fetch(Insz.parse("85073003328"), frozenset({FieldName("x.y")}))
+    assert values == {"x.y": value}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"fields": {"x.y": "' + b"a" * MAX_BODY_BYTES + b'"}}',
+        b'{"fields": {"x.y": NaN}}',
+        b'{"fields": {"x.y": Infinity}}',
+        b'{"fields": {"x.y": 1e999}}',
+        b'{"fields": {"x.y": "\\ud800"}}',
+        b'{"fields": {"x.y": "\xff"}}',
+    ],
+)
+async def test_answers_the_hub_could_not_pass_on_are_failures(body: bytes) -> None:
+    async with a_source_answering(body) as adapter:
+        with pytest.raises(SourceUnavailableError):
+            await adapter.fetch(Insz.parse("85073003328"), frozenset({FieldName("x.y")}))

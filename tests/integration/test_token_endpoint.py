@@ -503,3 +503,20 @@ async def test_an_assertion_header_cannot_bring_its_own_key(db: FakeAuthDatabase
         claims | {"jti": "j"}, stranger, algorithm="ES256", headers={"jwk": own_jwk}
     )
     assert_error(await post(db, jwt_form(assertion)), "invalid_client")
+
+
+@pytest.mark.parametrize("credentials", [b"\xff\xfe:x", "é:x".encode("latin-1")])
+async def test_a_basic_header_that_is_not_utf8_is_invalid_client(
+    db: FakeAuthDatabase, credentials: bytes
+) -> None:
+    response = await an_endpoint().handle(
+        url=URL,
+        headers={
+            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        body=b"grant_type=client_credentials",
+        db=db,
+    )
+    assert response.status == 401
+    assert response.body["error"] == "invalid_client"

@@ -223,3 +223,10 @@ def test_every_requested_field_gets_exactly_one_verdict(
             assert request.actor.role in verdict.agreement.roles
             assert verdict.field in verdict.agreement.fields
             assert not verdict.agreement.consent_required or verdict.consent_id == consent.id
+
+
+def test_a_version_whose_provider_is_another_source_does_not_count_for_this_one() -> None:
+    expired_here = an_agreement(version=1, valid_until=date(2026, 1, 31), consent_required=True)
+    elsewhere = an_agreement(version=2, provider=PartnerId("ocmw-gent"))
+    decision = decide(a_request(OPEN), a_policy_set(expired_here, elsewhere), [], NOW)
+    assert reasons(decision) == {OPEN: Reason.FIELD_NOT_ALLOWED}

@@ -494,6 +494,25 @@ def test_versions_that_each_have_their_days(tmp_path: Path, v1: str, v2: str) ->
     assert [a.ref for a in policy.agreements] == ["vdab-open@1", "vdab-open@2"]
 
 
+def test_every_version_of_an_agreement_has_the_same_provider(tmp_path: Path) -> None:
+    v2 = with_key(AGREEMENT, "version", "2")
+    v2 = with_key(v2, "valid_from", "2026-04-01")
+    v2 = with_key(v2, "provider", "cgg-vagga")
+    v2 = with_key(v2, "recipients", "[gtb]")
+    v2 = with_key(v2, "fields", "[care.goals]")
+    v2 = with_key(v2, "special_category_condition", '"GDPR 9(2)(a)"')
+    problems = check_policy_dir(
+        a_policy_dir(tmp_path, agreements={"v1.yaml": AGREEMENT, "v2.yaml": v2})
+    )
+    assert_only(
+        problems,
+        "agreements/v2.yaml",
+        4,
+        "version 2 of agreement 'vdab-open' has provider 'cgg-vagga', but version 1 "
+        "(agreements/v1.yaml) has 'vdab'",
+    )
+
+
 # --- Every problem at once ---------------------------------------------------------------
 
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import ContainerDep, require
 from hub.domain.agreements import Agreement
-from hub.domain.errors import InvalidInputError
 from hub.domain.principal import Principal
 from hub.policy.decide import brussels_day
-from hub.services.paging import DEFAULT_LIMIT, check_limit, decode_cursor, encode_cursor
+from hub.services.paging import DEFAULT_LIMIT, check_limit, decode_position, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["policy"])
 Authenticated = Annotated[Principal, Depends(require(None))]
@@ -19,10 +18,7 @@ Authenticated = Annotated[Principal, Depends(require(None))]
 
 def _page(items: list[dict[str, Any]], cursor: str | None, limit: int) -> dict[str, Any]:
     check_limit(limit)
-    position = decode_cursor(cursor)
-    if position is not None and not position.isdigit():
-        raise InvalidInputError("invalid-cursor", "The cursor is not one this hub handed out.")
-    start = int(position or 0)
+    start = decode_position(cursor) or 0
     chunk = items[start : start + limit]
     more = start + limit < len(items)
     return {"items": chunk, "next_cursor": encode_cursor(str(start + limit)) if more else None}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from consent.model import Consent
-from hub.api.deps import ContainerDep, parse_moment, require
+from hub.api.deps import ContainerDep, no_national_numbers, parse_moment, require
 from hub.api.schemas import ConsentBody
 from hub.domain.errors import InvalidInputError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
@@ -49,6 +49,7 @@ async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSON
     )
     if len(set(body.fields)) != len(body.fields):
         raise InvalidInputError("duplicate-field", "Each field may be named once.")
+    no_national_numbers(purpose=body.purpose)
     granted = await hub.consents.grant(
         principal,
         participant=participant,

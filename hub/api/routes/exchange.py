@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
-from hub.api.deps import ContainerDep, require
+from hub.api.deps import ContainerDep, no_national_numbers, require
 from hub.api.problems import PROBLEM_JSON
 from hub.api.schemas import ExchangeBody
 from hub.domain.errors import InvalidInputError
@@ -37,9 +37,14 @@ async def exchange(
     hub: ContainerDep,
     principal: Annotated[Principal, Depends(require(Scope.EXCHANGE))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JSONResponse:
+) -> Response:
     if len(set(body.fields)) != len(body.fields):
         raise InvalidInputError("duplicate-field", "Each field may be asked for once.")
+    no_national_numbers(
+        purpose=body.purpose,
+        **{"actor.role": body.actor.role, "actor.id": body.actor.id},
+        **{f"fields[{i}]": f for i, f in enumerate(body.fields)},
+    )
     request = ExchangeRequest(
         requester=principal.partner,
         participant=Insz.parse(body.participant),
@@ -52,8 +57,9 @@ async def exchange(
         raise InvalidInputError("invalid-idempotency-key", "Idempotency-Key must not be empty.")
     answer = await hub.exchange.exchange(request, idempotency_key)
     headers = {"Idempotency-Replayed": "true"} if answer.replayed else None
-    return JSONResponse(
-        dict(answer.body),
+    # The exact bytes encoded before the audit record committed: nothing can fail after.
+    return Response(
+        answer.content,
         status_code=answer.status,
         media_type="application/json" if answer.status == _OK else PROBLEM_JSON,
         headers=headers,

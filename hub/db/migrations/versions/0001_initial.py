@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("expires_at", TS, nullable=False),
     )
+    op.create_index("ix_idempotency_expires", "idempotency", ["expires_at"])
     op.create_table(
         "assertion_jtis",
         sa.Column("client_id", sa.String(80), primary_key=True),
