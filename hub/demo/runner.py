@@ -26,6 +26,17 @@ from hub.policy.decide import brussels_day
 from hub.serving import run_server
 from hub.settings import Settings
 
+DEMO_ROLES = {
+    "vdab": "vdab-mediator",
+    "gtb": "casemanager-work",
+    "cgg-vagga": "casemanager-care",
+    "ocmw-gent": "social-worker",
+    "in-gent": "integration-counsellor",
+    "levanto": "service-provider",
+    "penhouder-antwerpen": "penhouder",
+}
+"""The role a demo partner's staff have (DOMAIN.md), where an agreement names it."""
+
 CONSENTED_PER_SOURCE = 25
 """How many participants of each source have the consents their agreements ask for."""
 
@@ -121,10 +132,15 @@ def _examples(in_force: tuple[Agreement, ...], population: Population) -> list[E
                     "source": agreement.provider,
                     "purpose": agreement.purpose,
                     "fields": fields,
-                    "actor": {"role": min(agreement.roles), "id": f"{recipient}-user-1"},
+                    "actor": {"role": _role(recipient, agreement), "id": f"{recipient}-user-1"},
                 },
             )
     return [examples[k] for k in sorted(examples)]
+
+
+def _role(partner: str, agreement: Agreement) -> str:
+    natural = DEMO_ROLES.get(partner)
+    return natural if natural in agreement.roles else min(agreement.roles)
 
 
 def guide(base: str, clients: list[DemoClient], examples: list[Example]) -> str:
