@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from hub import bootstrap
-from hub.api import problems
+from hub.api import openapi, problems
 from hub.api.middleware import HubMiddleware
 from hub.api.routes import audit, catalogue, consents, exchange, oauth
 from hub.logging import configure_logging
@@ -42,10 +42,13 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # A redirect's Location would be built from the Host header: answer 404 instead.
+        redirect_slashes=False,
     )
     if container is not None:
         app.state.container = container
     problems.install(app)
+    openapi.install(app)
     for module in (oauth, catalogue, exchange, consents, audit):
         app.include_router(module.router)
 

@@ -72,6 +72,11 @@ def _located(error: Mapping[str, Any]) -> dict[str, Any]:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == HTTPStatus.BAD_REQUEST:
+        # FastAPI's own 400: a body its JSON parser could not read (bytes, depth, size).
+        return problem_response(
+            400, generic_problem(400, "invalid-json", "The request body is not valid JSON.")
+        )
     reason = {
         404: "not-found",
         405: "method-not-allowed",

@@ -11,8 +11,15 @@ FieldNameStr = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=80)
 ]
 ActorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,200}$")]
-InszStr = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-"""Checked by ``Insz.parse`` in the route, so the error names the INSZ rule."""
+InszStr = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    Field(
+        json_schema_extra={"pattern": "^[0-9]{11}$"},
+        description="INSZ: national register or BIS number, 11 digits with a mod-97 check",
+    ),
+]
+"""Enforced by ``Insz.parse`` in the route, so that the error names the INSZ rule."""
 
 
 class Closed(BaseModel):

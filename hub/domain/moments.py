@@ -9,7 +9,9 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    # Not strftime("%Y"): glibc does not pad years before 1000, and these must sort as text.
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime(TIMESTAMP_FORMAT[2:])
 
 
 def iso_utc(moment: datetime | None) -> str | None:

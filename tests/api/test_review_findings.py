@@ -260,3 +260,58 @@ def test_audit_verify_without_a_database_says_so(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no database" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+async def test_consent_field_names_carrying_a_national_number_are_refused(hub: Hub) -> None:
+    response = await hub.consent("gtb", hub.person("vdab"), ["x.a85073003328"])
+    assert response.status_code == 422
+    assert response.json()["reason"] == "personal-data-in-identifier"
+    assert "85073003328" not in response.text
+
+
+async def test_moments_before_the_year_1000_still_compare_correctly(hub: Hub) -> None:
+    await hub.exchange("gtb", participant=hub.person("vdab"), source="vdab", fields=OPEN)
+    since = await hub.http.get(
+        "/v1/audit/events?since=0999-06-01T00:00:00Z", headers=hub.auth("hub")
+    )
+    until = await hub.http.get(
+        "/v1/audit/events?until=0999-06-01T00:00:00Z", headers=hub.auth("hub")
+    )
+    assert len(since.json()["items"]) == 1
+    assert until.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"participant": "\xff"}', b"[" * 50_000 + b"]" * 50_000, b"1" * 5000]
+)
+async def test_bodies_the_json_parser_cannot_read_are_invalid_json(
+    hub: Hub, content: bytes
+) -> None:
+    response = await hub.http.post(
+        "/v1/exchange",
+        content=content,
+        headers={**hub.auth("gtb"), "Content-Type": "application/json"},
+    )
+    assert response.status_code in {400, 422}
+    assert response.headers["content-type"] == "application/problem+json"
+    if response.status_code == 400:
+        assert response.json()["reason"] == "invalid-json"
+
+
+async def test_a_trailing_slash_is_not_redirected_to_a_host_the_client_named(hub: Hub) -> None:
+    response = await hub.http.post(
+        "/v1/exchange/", json={}, headers={**hub.auth("gtb"), "Host": "evil.example"}
+    )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+async def test_the_openapi_document_describes_problems_and_scopes(hub: Hub) -> None:
+    spec = (await hub.http.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in str(spec)
+    exchange = spec["paths"]["/v1/exchange"]["post"]
+    assert exchange["security"] == [{"oauth2": ["exchange"]}]
+    assert set(exchange["responses"]) >= {"200", "401", "403", "404", "422", "502", "503", "504"}
+    assert "application/problem+json" in exchange["responses"]["403"]["content"]
+    flows = spec["components"]["securitySchemes"]["oauth2"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "/oauth/token"

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import ContainerDep, parse_moment, require
+from hub.api.openapi import PROTECTED, secured
 from hub.api.schemas import Slug
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
@@ -17,7 +18,12 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Officer = Annotated[Principal, Depends(require(Scope.AUDIT_READ))]
 
 
-@router.get("/events", summary="Audit events, newest first")
+@router.get(
+    "/events",
+    summary="Audit events, newest first",
+    responses=PROTECTED,
+    openapi_extra=secured(Scope.AUDIT_READ),
+)
 async def events(  # noqa: PLR0917
     hub: ContainerDep,
     principal: Officer,
@@ -44,6 +50,11 @@ async def events(  # noqa: PLR0917
     return {"items": [r.as_dict() for r in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/verify", summary="Verify the whole hash chain")
+@router.get(
+    "/verify",
+    summary="Verify the whole hash chain",
+    responses=PROTECTED,
+    openapi_extra=secured(Scope.AUDIT_READ),
+)
 async def verify(hub: ContainerDep, _principal: Officer) -> dict[str, Any]:
     return (await hub.audit.verify()).as_dict()

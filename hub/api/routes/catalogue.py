@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import ContainerDep, require
+from hub.api.openapi import PROTECTED, secured
 from hub.domain.agreements import Agreement
 from hub.domain.principal import Principal
 from hub.policy.decide import brussels_day
@@ -24,7 +25,12 @@ def _page(items: list[dict[str, Any]], cursor: str | None, limit: int) -> dict[s
     return {"items": chunk, "next_cursor": encode_cursor(str(start + limit)) if more else None}
 
 
-@router.get("/catalogue", summary="The fields each source offers")
+@router.get(
+    "/catalogue",
+    summary="The fields each source offers",
+    responses=PROTECTED,
+    openapi_extra=secured(None),
+)
 async def catalogue(
     hub: ContainerDep,
     _principal: Authenticated,
@@ -39,7 +45,12 @@ async def catalogue(
     return _page(items, cursor, limit)
 
 
-@router.get("/agreements", summary="The processing agreements in force today")
+@router.get(
+    "/agreements",
+    summary="The processing agreements in force today",
+    responses=PROTECTED,
+    openapi_extra=secured(None),
+)
 async def agreements(
     hub: ContainerDep,
     _principal: Authenticated,

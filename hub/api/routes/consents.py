@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from consent.model import Consent
 from hub.api.deps import ContainerDep, no_national_numbers, parse_moment, require
+from hub.api.openapi import PROTECTED, problems, secured
 from hub.api.schemas import ConsentBody
 from hub.domain.errors import InvalidInputError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
@@ -38,7 +39,11 @@ def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
     "",
     status_code=201,
     summary="Record a consent the participant gave to the calling partner",
-    responses={403: {"description": "recipient is not the token's partner"}},
+    responses={
+        **PROTECTED,
+        **problems(400, 403, s403="recipient is not the token's partner, or scope missing"),
+    },
+    openapi_extra=secured(Scope.CONSENT_WRITE),
 )
 async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSONResponse:
     participant = Insz.parse(body.participant)
@@ -49,7 +54,9 @@ async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSON
     )
     if len(set(body.fields)) != len(body.fields):
         raise InvalidInputError("duplicate-field", "Each field may be named once.")
-    no_national_numbers(purpose=body.purpose)
+    no_national_numbers(
+        purpose=body.purpose, **{f"fields[{i}]": f for i, f in enumerate(body.fields)}
+    )
     granted = await hub.consents.grant(
         principal,
         participant=participant,
@@ -66,7 +73,12 @@ async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSON
     return JSONResponse(document, status_code=201)
 
 
-@router.get("", summary="The consents of a participant given to the calling partner")
+@router.get(
+    "",
+    summary="The consents of a participant given to the calling partner",
+    responses=PROTECTED,
+    openapi_extra=secured(Scope.CONSENT_WRITE),
+)
 async def list_consents(
     hub: ContainerDep,
     principal: Writer,
@@ -86,7 +98,11 @@ async def list_consents(
 @router.post(
     "/{consent_id}/revoke",
     summary="Revoke a consent; it blocks every exchange decided after this returns",
-    responses={404: {"description": "No such consent given to the calling partner"}},
+    responses={
+        **PROTECTED,
+        **problems(404, s404="No such consent given to the calling partner"),
+    },
+    openapi_extra=secured(Scope.CONSENT_WRITE),
 )
 async def revoke(
     hub: ContainerDep,

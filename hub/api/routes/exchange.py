@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 
 from hub.api.deps import ContainerDep, no_national_numbers, require
+from hub.api.openapi import PROTECTED, problems, secured
 from hub.api.problems import PROBLEM_JSON
 from hub.api.schemas import ExchangeBody
 from hub.domain.errors import InvalidInputError
@@ -23,14 +24,28 @@ _OK = 200
     "/exchange",
     summary="Ask a source for fields of one participant",
     responses={
-        200: {"description": "At least one field disclosed"},
-        403: {"description": "Nothing disclosed (reason nothing-disclosed, with withheld)"},
-        404: {"description": "The source does not know the participant"},
-        422: {"description": "Invalid request, INSZ, source or reused Idempotency-Key"},
-        502: {"description": "The source failed"},
-        503: {"description": "The hub could not record the decision; nothing disclosed"},
-        504: {"description": "The source timed out"},
+        200: {"description": "At least one field disclosed; the others are in withheld"},
+        **PROTECTED,
+        **problems(
+            400,
+            403,
+            404,
+            409,
+            422,
+            502,
+            503,
+            504,
+            s400="The body is not JSON",
+            s403="Nothing disclosed (reason nothing-disclosed, with withheld and audit_seq)",
+            s404="The source does not know the participant (reason unknown-participant)",
+            s409="An Idempotency-Key raced with itself and cannot be replayed; send again",
+            s422="Invalid request, INSZ, source, or an Idempotency-Key reused with another body",
+            s502="The source failed (reason source-unavailable); nothing disclosed",
+            s503="The hub could not record the decision; nothing disclosed",
+            s504="The source timed out (reason source-unavailable); nothing disclosed",
+        ),
     },
+    openapi_extra=secured(Scope.EXCHANGE),
 )
 async def exchange(
     body: ExchangeBody,

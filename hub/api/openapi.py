@@ -1,0 +1,94 @@
+"""What the OpenAPI document says about errors and security, so it describes the API as it is.
+
+FastAPI would document every 422 as its own ``HTTPValidationError``; the hub answers
+every error as RFC 9457 problem+json, and partners generate clients from this document.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict
+
+from hub.api.problems import PROBLEM_JSON
+from hub.domain.principal import Scope
+
+SCHEME = "oauth2"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``reason`` is the contract's machine-readable reason."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    reason: str | None = None
+
+
+def problems(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for these statuses, each a problem+json; ``descriptions`` by ``sNNN``."""
+    return {
+        status: {
+            "description": descriptions.get(f"s{status}", HTTPStatus(status).phrase),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def secured(scope: Scope | None) -> dict[str, Any]:
+    """``openapi_extra=`` naming the token scope an operation needs."""
+    return {"security": [{SCHEME: [] if scope is None else [str(scope)]}]}
+
+
+PROTECTED = problems(
+    401,
+    403,
+    413,
+    422,
+    503,
+    s401="No valid access token (reason invalid-token)",
+    s403="The token lacks the scope (reason insufficient-scope), or the contract forbids it",
+    s413="Body over 1 MiB",
+    s422="Invalid request (reason names the rule)",
+    s503="A dependency of the hub failed; nothing was disclosed",
+)
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            components["securitySchemes"] = {
+                SCHEME: {
+                    "type": "oauth2",
+                    "description": "Client credentials: client_secret_basic, "
+                    "client_secret_post or private_key_jwt (RFC 7523).",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/oauth/token",
+                            "scopes": {
+                                str(Scope.EXCHANGE): "Ask sources for fields",
+                                str(Scope.CONSENT_WRITE): "Record, list and revoke consents",
+                                str(Scope.AUDIT_READ): "Read and verify the audit log",
+                            },
+                        }
+                    },
+                }
+            }
+            for name in ("HTTPValidationError", "ValidationError"):
+                components["schemas"].pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
