@@ -44,22 +44,49 @@ def ketenhub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[dict[str, str], SimulatorThread]]:
-    ports = {s: free_port() for s in SOURCES}
-    policies = tmp_path / "policies"
-    shutil.copytree(REPO / "policies", policies)
-    partners = policies / "partners.yaml"
-    text = partners.read_text()
-    for source, port in zip(SOURCES, (8101, 8102, 8103, 8104, 8105), strict=True):
-        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{ports[source]}")
-    partners.write_text(text)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KETENHUB_")},
-        "KETENHUB_POLICY_DIR": str(policies),
-        "KETENHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
-        "KETENHUB_KEY_DIR": str(tmp_path / "keys"),
-    }
-    with SimulatorThread(make_population(2026), ports=ports) as simulators:
+    # The simulators bind port 0 and the policies are written after: no port can be
+    # taken by someone else between choosing and binding it.
+    with SimulatorThread(make_population(2026), ports=dict.fromkeys(SOURCES, 0)) as simulators:
+        policies = tmp_path / "policies"
+        shutil.copytree(REPO / "policies", policies)
+        partners = policies / "partners.yaml"
+        text = partners.read_text()
+        for source, port in zip(SOURCES, (8101, 8102, 8103, 8104, 8105), strict=True):
+            text = text.replace(f"http://127.0.0.1:{port}", simulators.url(source))
+        partners.write_text(text)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("KETENHUB_")},
+            "KETENHUB_POLICY_DIR": str(policies),
+            "KETENHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+            "KETENHUB_KEY_DIR": str(tmp_path / "keys"),
+        }
         yield env, simulators
+
+
+def start_hub(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``ketenhub serve`` on a free port; another port if that one was taken meanwhile."""
+    for _ in range(5):
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    return server, base
+            except httpx.TransportError:
+                time.sleep(0.1)
+        server.kill()
+        _, stderr = server.communicate(timeout=10)
+        if "address already in use" not in stderr.lower():
+            raise AssertionError(f"the hub did not start: {stderr}")
+    raise AssertionError("no free port for the hub")
 
 
 def test_serve_token_exchange_audit_and_offline_verify(
@@ -71,28 +98,9 @@ def test_serve_token_exchange_audit_and_offline_verify(
     gtb = json.loads(made.stdout)
     assert set(gtb) == {"client_id", "client_secret"}
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hub", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_hub(env)
     try:
         with httpx.Client(base_url=base, timeout=5) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the hub did not start"
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                time.sleep(0.1)
-
             token = http.post(
                 "/oauth/token",
                 data={"grant_type": "client_credentials"},
