@@ -63,9 +63,16 @@ def parse_moment(value: str, *, name: str, end_of_day: bool = False) -> datetime
         ) from None
 
 
-def no_national_numbers(**identifiers: str) -> None:
-    """Identifiers a client chooses are stored and shown to officers: never an INSZ."""
-    for name, value in identifiers.items():
+def check_identifiers(fields: list[str], **identifiers: str) -> None:
+    """Fields named once each; no identifier a client chooses may carry a national number.
+
+    Such identifiers are stored and shown to privacy officers: people are named only
+    as ``participant``.
+    """
+    if len(set(fields)) != len(fields):
+        raise InvalidInputError("duplicate-field", "Each field may be named once.")
+    named = {**identifiers, **{f"fields[{i}]": f for i, f in enumerate(fields)}}
+    for name, value in named.items():
         if has_insz_shape(value):
             raise InvalidInputError(
                 "personal-data-in-identifier",

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from consent.model import Consent
-from hub.api.deps import ContainerDep, no_national_numbers, parse_moment, require
+from hub.api.deps import ContainerDep, check_identifiers, parse_moment, require
 from hub.api.openapi import PROTECTED, problems, secured
 from hub.api.schemas import ConsentBody
-from hub.domain.errors import InvalidInputError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.moments import iso_utc
 from hub.domain.principal import Principal, Scope
@@ -52,11 +51,7 @@ async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSON
         if body.valid_until is None
         else parse_moment(body.valid_until, name="valid_until", end_of_day=True)
     )
-    if len(set(body.fields)) != len(body.fields):
-        raise InvalidInputError("duplicate-field", "Each field may be named once.")
-    no_national_numbers(
-        purpose=body.purpose, **{f"fields[{i}]": f for i, f in enumerate(body.fields)}
-    )
+    check_identifiers(body.fields, purpose=body.purpose)
     granted = await hub.consents.grant(
         principal,
         participant=participant,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 
-from hub.api.deps import ContainerDep, no_national_numbers, require
+from hub.api.deps import ContainerDep, check_identifiers, require
 from hub.api.openapi import PROTECTED, problems, secured
 from hub.api.problems import PROBLEM_JSON
 from hub.api.schemas import ExchangeBody
@@ -53,12 +53,10 @@ async def exchange(
     principal: Annotated[Principal, Depends(require(Scope.EXCHANGE))],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    if len(set(body.fields)) != len(body.fields):
-        raise InvalidInputError("duplicate-field", "Each field may be asked for once.")
-    no_national_numbers(
+    check_identifiers(
+        body.fields,
         purpose=body.purpose,
         **{"actor.role": body.actor.role, "actor.id": body.actor.id},
-        **{f"fields[{i}]": f for i, f in enumerate(body.fields)},
     )
     request = ExchangeRequest(
         requester=principal.partner,
