@@ -241,6 +241,17 @@ async def test_when_the_audit_record_cannot_be_written_nothing_is_disclosed(hub:
         ({"actor": {"role": "casemanager-work"}}, "invalid-request"),
         ({"purpose": "Trajectory Coordination"}, "invalid-request"),
         ({"admin": True}, "invalid-request"),
+        # Client-chosen identifiers are stored and shown to officers: never an INSZ.
+        (
+            {"actor": {"role": "casemanager-work", "id": "85073003328"}},
+            "personal-data-in-identifier",
+        ),
+        (
+            {"actor": {"role": "casemanager-work", "id": "u-85.07.30-033.28"}},
+            "personal-data-in-identifier",
+        ),
+        ({"purpose": "85073003328"}, "personal-data-in-identifier"),
+        ({"actor": {"role": "r-85073003328", "id": "u"}}, "personal-data-in-identifier"),
     ],
 )
 async def test_bad_input_is_422_and_changes_nothing(
@@ -259,6 +270,7 @@ async def test_bad_input_is_422_and_changes_nothing(
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["reason"] == reason
     assert str(body["participant"]) not in response.text
+    assert "85073003328" not in response.text
     verify = (await hub.http.get("/v1/audit/verify", headers=hub.auth("hub"))).json()
     assert verify["entries"] == 0
 

@@ -112,38 +112,6 @@ async def test_a_replay_after_its_agreement_version_was_replaced_is_decided_anew
     assert second.json()["disclosure_id"] != first.json()["disclosure_id"]
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (
-            {"actor": {"role": "casemanager-work", "id": "85073003328"}},
-            "personal-data-in-identifier",
-        ),
-        (
-            {"actor": {"role": "casemanager-work", "id": "u-85.07.30-033.28"}},
-            "personal-data-in-identifier",
-        ),
-        ({"purpose": "85073003328"}, "personal-data-in-identifier"),
-        ({"actor": {"role": "r-85073003328", "id": "u"}}, "personal-data-in-identifier"),
-    ],
-)
-async def test_identifiers_that_carry_a_national_number_are_refused(
-    hub: Hub, change: dict[str, object], reason: str
-) -> None:
-    body = {
-        "participant": hub.person("vdab"),
-        "source": "vdab",
-        "purpose": "trajectory-coordination",
-        "fields": OPEN,
-        "actor": {"role": "casemanager-work", "id": "u-1"},
-        **change,
-    }
-    response = await hub.http.post("/v1/exchange", json=body, headers=hub.auth("gtb"))
-    assert response.status_code == 422
-    assert response.json()["reason"] == reason
-    assert "85073003328" not in response.text
-
-
 async def test_an_idempotency_key_is_not_stored_in_clear(hub: Hub) -> None:
     person = hub.person("vdab")
     await hub.exchange(
