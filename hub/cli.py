@@ -81,7 +81,7 @@ def demo(
     if "KETENHUB_DATABASE_URL" not in os.environ:
         # The demo runs on its own database, made anew each start: it is a showroom.
         fresh_db = Path("var") / "demo.db"
-        settings = replace(settings, database_url=f"sqlite:///{fresh_db.resolve()}", demo=True)
+        settings = replace(settings, database_url=f"sqlite:///{fresh_db.resolve()}")
     try:
         run_demo(settings, host=host, port=port, seed_value=seed, fresh_db=fresh_db)
     except PolicyError as exc:

@@ -18,7 +18,6 @@ class Settings:
     public_url: str | None
     log_level: str = "info"
     log_json: bool = True
-    demo: bool = False
 
     @property
     def issuer(self) -> str:
@@ -40,7 +39,6 @@ class Settings:
             public_url=public_url.rstrip("/") if public_url else None,
             log_level=env.get("KETENHUB_LOG_LEVEL", "info").lower(),
             log_json=env.get("KETENHUB_LOG_FORMAT", "json").lower() != "console",
-            demo=env.get("KETENHUB_DEMO", "") == "1",
         )
 
     def as_env(self) -> dict[str, str]:
@@ -51,7 +49,6 @@ class Settings:
             "KETENHUB_KEY_DIR": str(self.key_dir),
             "KETENHUB_LOG_LEVEL": self.log_level,
             "KETENHUB_LOG_FORMAT": "json" if self.log_json else "console",
-            "KETENHUB_DEMO": "1" if self.demo else "",
         }
         if self.public_url:
             env["KETENHUB_PUBLIC_URL"] = self.public_url

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.domain.errors import HubError, UnauthenticatedError
+from hub.domain.errors import HubError, UnauthenticatedError, problem_type
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -31,7 +31,7 @@ def problem_response(
 
 def generic_problem(status: int, reason: str, detail: str) -> dict[str, Any]:
     return {
-        "type": f"urn:ketenhub:problem:{reason}",
+        "type": problem_type(reason),
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,

@@ -56,6 +56,7 @@ from joserfc.jws import JWSRegistry, extract_compact
 
 from hub.auth.tokens import TokenIssuer, format_scope
 from hub.domain.clients import CLIENT_SECRET_BASIC_OR_POST, PRIVATE_KEY_JWT, secret_matches
+from hub.domain.errors import problem_type
 from hub.domain.principal import Scope
 
 if TYPE_CHECKING:
@@ -577,7 +578,7 @@ def _error_response(error: OAuth2Error, *, challenge: bool) -> TokenResponse:
     body = {
         "error": code,
         "error_description": description,
-        "type": f"urn:ketenhub:problem:{code}",
+        "type": problem_type(code),
         "title": _TITLES.get(code, "Invalid request"),
         "status": status,
         "detail": description,

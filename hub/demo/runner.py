@@ -51,10 +51,24 @@ class DemoClient:
 @dataclass(frozen=True, slots=True)
 class Example:
     partner: str
-    body: dict[str, object]
+    source: str
+    purpose: str
     fields: tuple[str, ...]
+    role: str
+    participant: str
     unconsented: str | None = None
     """A participant of the same source who gave no consent, where the agreement needs one."""
+
+    @property
+    def body(self) -> dict[str, object]:
+        """The ``POST /v1/exchange`` body."""
+        return {
+            "participant": self.participant,
+            "source": self.source,
+            "purpose": self.purpose,
+            "fields": list(self.fields),
+            "actor": {"role": self.role, "id": f"{self.partner}-user-1"},
+        }
 
 
 def source_ports(policies: PolicySet) -> dict[str, int]:
@@ -122,18 +136,14 @@ def _examples(in_force: tuple[Agreement, ...], population: Population) -> list[E
         for recipient in sorted(agreement.recipients):
             if recipient in examples:
                 continue
-            fields = sorted(agreement.fields)[:3]
             examples[recipient] = Example(
-                recipient,
-                fields=tuple(fields),
+                partner=recipient,
+                source=agreement.provider,
+                purpose=agreement.purpose,
+                fields=tuple(sorted(agreement.fields)[:3]),
+                role=_role(recipient, agreement),
+                participant=person.insz.digits,
                 unconsented=unconsented,
-                body={
-                    "participant": person.insz.digits,
-                    "source": agreement.provider,
-                    "purpose": agreement.purpose,
-                    "fields": fields,
-                    "actor": {"role": _role(recipient, agreement), "id": f"{recipient}-user-1"},
-                },
             )
     return [examples[k] for k in sorted(examples)]
 
@@ -160,10 +170,10 @@ def guide(base: str, clients: list[DemoClient], examples: list[Example]) -> str:
     ]
     for example in examples:
         client = by_partner[example.partner]
-        asked = ", ".join(str(f) for f in example.fields)
+        asked = ", ".join(example.fields)
         lines += [
             "",
-            f"# {example.partner}: ask {example.body['source']} for {asked}",
+            f"# {example.partner}: ask {example.source} for {asked}",
             _token_line(base, client),
             (
                 'curl -s -X POST -H "Authorization: Bearer $TOKEN" '
@@ -173,7 +183,7 @@ def guide(base: str, clients: list[DemoClient], examples: list[Example]) -> str:
         ]
         if example.unconsented is not None:
             lines.append(
-                f"#   this needs the participant's consent: {example.body['participant']} gave it, "
+                f"#   this needs the participant's consent: {example.participant} gave it, "
                 f"{example.unconsented} did not (try it)"
             )
     officer = by_partner.get(HUB_PARTNER)

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
+def problem_type(reason: str | None) -> str:
+    """The RFC 9457 ``type`` of a problem with this reason (one format for the whole hub)."""
+    return f"urn:ketenhub:problem:{reason}" if reason else "about:blank"
+
+
 class HubError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
@@ -27,7 +32,7 @@ class HubError(Exception):
     def to_problem(self) -> dict[str, Any]:
         """The RFC 9457 problem document; ``extra`` members follow the standard ones."""
         document: dict[str, Any] = {
-            "type": f"urn:ketenhub:problem:{self.reason}" if self.reason else "about:blank",
+            "type": problem_type(self.reason),
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

@@ -195,12 +195,10 @@ class ExchangeService:
             if error is not None:
                 answer = Answer.of(error.status, {**error.to_problem(), "audit_seq": record.seq})
             elif disclosure_id is not None and values is not None:
-                answer = Answer.of(
-                    200, _disclosure(context, decision, values, disclosure_id, record)
-                )
+                answer = Answer.of(200, _disclosure(context, decision, values, record))
             else:
-                answer = _refusal(decision, record)
-            await self._keep(uow, context, answer, _consents_of(decision, outcome), record)
+                answer = _refusal(record)
+            await self._keep(uow, context, answer, record)
             await uow.commit()
         (log.warning if outcome is Outcome.FAILED else log.info)(
             "exchange_decided",
@@ -236,10 +234,12 @@ class ExchangeService:
         uow: UnitOfWork,
         context: _Context,
         answer: Answer,
-        consent_ids: Sequence[str],
         record: AuditRecord,
     ) -> None:
-        """Keep the answer under its key; the audit append before holds the chain's lock."""
+        """Keep the answer under its key; the audit append before holds the chain's lock.
+
+        The consents it relied on are the ones its audit record names.
+        """
         if context.key is None:
             return
         partner, now = context.request.requester, self._clock.now()
@@ -262,7 +262,7 @@ class ExchangeService:
                 fingerprint=context.fingerprint,
                 status=answer.status,
                 sealed_body=sealed,
-                consent_ids=tuple(consent_ids),
+                consent_ids=tuple(record.entry.consents),
                 audit_seq=record.seq,
                 created_at=now,
                 expires_at=now + IDEMPOTENCY_TTL,
@@ -387,11 +387,11 @@ def _withheld(decision: Decision) -> list[dict[str, str]]:
     return [{"field": f, "reason": str(r)} for f, r in decision.withheld()]
 
 
-def _refusal(decision: Decision, record: AuditRecord) -> Answer:
+def _refusal(record: AuditRecord) -> Answer:
     error = NothingDisclosedError(
         "nothing-disclosed",
         "No requested field may be disclosed; see withheld for each field's reason.",
-        extra={"withheld": _withheld(decision), "audit_seq": record.seq},
+        extra={"withheld": list(record.entry.withheld), "audit_seq": record.seq},
     )
     return Answer.of(error.status, error.to_problem())
 
@@ -400,16 +400,16 @@ def _disclosure(
     context: _Context,
     decision: Decision,
     values: Mapping[FieldName, object],
-    disclosure_id: str,
     record: AuditRecord,
 ) -> dict[str, Any]:
+    """The 200 body; its disclosure id and withheld list are the audit record's own."""
     return {
-        "disclosure_id": disclosure_id,
+        "disclosure_id": record.entry.disclosure_id,
         "participant": context.request.participant.digits,
         "source": context.request.source,
         "purpose": context.request.purpose,
         "data": {v.field: values[v.field] for v in decision.allowed},
-        "withheld": _withheld(decision),
+        "withheld": list(record.entry.withheld),
         "audit_seq": record.seq,
     }
 

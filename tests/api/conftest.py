@@ -24,7 +24,6 @@ from hub.clock import FixedClock
 from hub.db import migrate
 from hub.demo.population import Population, make_population
 from hub.demo.simulator import Simulators, start_simulators
-from hub.domain.errors import SourceUnavailableError
 from hub.domain.ids import FieldName, Insz, PartnerId
 from hub.domain.principal import ALL_SCOPES, Scope
 from hub.ports import ClientRecord, SourceAdapter
@@ -54,14 +53,11 @@ class RecordingSource:
     def __init__(self, inner: SourceAdapter) -> None:
         self.inner = inner
         self.asked: list[frozenset[FieldName]] = []
-        self.down = False
 
     async def fetch(
         self, participant: Insz, fields: frozenset[FieldName]
     ) -> Mapping[FieldName, object]:
         self.asked.append(fields)
-        if self.down:
-            raise SourceUnavailableError("source-unavailable", "The source failed: test.")
         return await self.inner.fetch(participant, fields)
 
     async def aclose(self) -> None:
