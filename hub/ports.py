@@ -6,16 +6,17 @@ chosen in ``hub.bootstrap`` alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from consent.model import Consent
 from hub.domain.audit import AuditEntry, AuditRecord
 from hub.domain.exchange import Outcome
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -102,11 +103,11 @@ class AuditQuery:
 
 
 class ConsentRepository(Protocol):
-    async def add(self, consent: Consent, sealed_evidence: bytes | None) -> None: ...
+    def add(self, consent: Consent, sealed_evidence: bytes | None) -> None: ...
 
-    async def get(self, consent_id: str) -> Consent | None: ...
+    def get(self, consent_id: str) -> Consent | None: ...
 
-    async def of_participant(
+    def of_participant(
         self, participant: str, *, recipient: PartnerId, purpose: Purpose, for_share: bool = False
     ) -> Sequence[Consent]:
         """Every consent (any status) of a participant to one recipient for one purpose.
@@ -115,49 +116,51 @@ class ConsentRepository(Protocol):
         revoke waits for a disclosure that relied on them (where the database can).
         """
 
-    async def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
+    def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
         """``for_share`` as for ``of_participant``."""
 
-    async def page(
+    def page(
         self, participant: str, *, recipient: PartnerId | None, after: str | None, limit: int
     ) -> Sequence[Consent]:
         """Ordered by id; ``recipient`` None lists all recipients."""
 
-    async def revoke(self, consent_id: str, at: datetime) -> None: ...
+    def revoke(self, consent_id: str, at: datetime) -> None: ...
 
 
 class AuditRepository(Protocol):
-    async def append(self, entry: AuditEntry) -> AuditRecord:
+    def append(self, entry: AuditEntry) -> AuditRecord:
         """Chain ``entry`` after the current head, inside the caller's transaction."""
 
-    async def get(self, seq: int) -> AuditRecord | None: ...
+    def get(self, seq: int) -> AuditRecord | None: ...
 
-    async def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
+    def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         """Newest first."""
 
-    def stream(self) -> AsyncIterator[AuditRecord]:
+    def stream(self) -> Iterator[AuditRecord]:
         """Every record in ``seq`` order, as stored."""
 
 
 class IdempotencyRepository(Protocol):
-    async def get(self, partner: PartnerId, key: str) -> StoredAnswer | None: ...
+    def get(self, partner: PartnerId, key: str) -> StoredAnswer | None: ...
 
-    async def put(self, answer: StoredAnswer) -> None:
+    def put(self, answer: StoredAnswer) -> None:
         """Insert or replace the answer for ``(partner, key)``."""
 
 
 class ClientRepository(Protocol):
-    async def add(self, client: ClientRecord) -> None: ...
+    def add(self, client: ClientRecord) -> None: ...
 
-    async def get(self, client_id: str) -> ClientRecord | None: ...
+    def get(self, client_id: str) -> ClientRecord | None: ...
 
 
 class AssertionReplayRepository(Protocol):
-    async def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
+    def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
         """Record a ``private_key_jwt`` assertion's ``jti``; False if it was seen before."""
 
 
 class UnitOfWork(Protocol):
+    """The repositories of one transaction; blocking, run by ``Database`` off the event loop."""
+
     @property
     def consents(self) -> ConsentRepository: ...
     @property
@@ -169,15 +172,21 @@ class UnitOfWork(Protocol):
     @property
     def assertions(self) -> AssertionReplayRepository: ...
 
-    async def commit(self) -> None:
-        """Make the transaction durable; leaving the block without it rolls back."""
-
 
 class Database(Protocol):
-    def reading(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    """Transactions are plain functions of a ``UnitOfWork``, run in one thread hop.
 
-    def writing(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """A write transaction; writers are serialised so the audit chain stays linear.
+    Keep them short and free of I/O other than the database's: no source calls.
+    """
 
-        Raises ``ServiceUnavailableError`` when the database cannot be reached or written.
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a read-only transaction and return what it returns."""
+
+    async def write(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a write transaction and return once that is durable.
+
+        Writers are serialised (the audit chain stays linear), possibly several to a
+        commit. When ``work`` raises, its changes are undone and the error is raised
+        here. Raises ``ServiceUnavailableError`` when the database cannot be reached
+        or written; then nothing ``work`` did was kept.
         """

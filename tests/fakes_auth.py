@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.ports import ClientRecord
+
+T = TypeVar("T")
 
 
 class FakeClients:
     def __init__(self) -> None:
         self.by_id: dict[str, ClientRecord] = {}
 
-    async def add(self, client: ClientRecord) -> None:
+    def add(self, client: ClientRecord) -> None:
         self.by_id[client.client_id] = client
 
-    async def get(self, client_id: str) -> ClientRecord | None:
+    def get(self, client_id: str) -> ClientRecord | None:
         return self.by_id.get(client_id)
 
 
@@ -25,7 +26,7 @@ class FakeAssertions:
     def __init__(self) -> None:
         self.seen: dict[tuple[str, str], datetime] = {}
 
-    async def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
+    def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
         if (client_id, jti) in self.seen:
             return False
         self.seen[client_id, jti] = expires_at
@@ -36,14 +37,10 @@ class FakeUnitOfWork:
     def __init__(self, db: FakeAuthDatabase) -> None:
         self.clients = db.clients
         self.assertions = db.assertions
-        self.committed = False
-
-    async def commit(self) -> None:
-        self.committed = True
 
 
 class FakeAuthDatabase:
-    """``reading()`` and ``writing()``; counts how often each was entered."""
+    """``read()`` and ``write()``; counts how often each ran and committed."""
 
     def __init__(self) -> None:
         self.clients = FakeClients()
@@ -52,19 +49,18 @@ class FakeAuthDatabase:
         self.writes = 0
         self.commits = 0
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[Any]:
+    async def read(self, work: Callable[[Any], T]) -> T:
         self.reads += 1
-        yield FakeUnitOfWork(self)
+        return work(FakeUnitOfWork(self))
 
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[Any]:
-        """Leaving without ``commit()`` rolls back, as the real unit of work does."""
+    async def write(self, work: Callable[[Any], T]) -> T:
+        """A job that raises is undone, as the real database does."""
         self.writes += 1
         before = dict(self.assertions.seen)
-        uow = FakeUnitOfWork(self)
-        yield uow
-        if uow.committed:
-            self.commits += 1
-        else:
+        try:
+            result = work(FakeUnitOfWork(self))
+        except BaseException:
             self.assertions.seen = before
+            raise
+        self.commits += 1
+        return result

@@ -140,8 +140,8 @@ class TokenEndpoint:
 
         record = None
         if presented.client_id is not None:
-            async with db.reading() as uow:
-                record = await uow.clients.get(presented.client_id)
+            client_id = presented.client_id
+            record = await db.read(lambda uow: uow.clients.get(client_id))
 
         token_url = f"{self._public_url}{TOKEN_PATH}" if self._public_url else _without_query(url)
         outcome = _run_authlib(
@@ -157,11 +157,9 @@ class TokenEndpoint:
 
         if outcome.assertion is not None:
             used = outcome.assertion
-            async with db.writing() as uow:
-                fresh = await uow.assertions.remember(
-                    used.client_id, used.jti, used.expires_at, now
-                )
-                await uow.commit()
+            fresh = await db.write(
+                lambda uow: uow.assertions.remember(used.client_id, used.jti, used.expires_at, now)
+            )
             if not fresh:
                 rejected = _AssertionRejectedError("The client assertion was used before.")
                 return _error_response(rejected, challenge=False)

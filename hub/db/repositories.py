@@ -1,16 +1,18 @@
-"""Repositories over one connection: they run inside the caller's transaction."""
+"""Repositories over one connection: they run inside the caller's transaction.
+
+Blocking SQLAlchemy Core: ``SqlDatabase`` runs a whole transaction in a worker thread.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, delete, insert, or_, select, true, update
+from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consent.model import Consent
 from hub.db import tables as t
@@ -39,7 +41,7 @@ def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
+def _insert(conn: Connection, table: Table) -> Any:
     """An INSERT that can be told what to do on conflict, in the connection's dialect."""
     if conn.dialect.name == "postgresql":
         return pg_insert(table)
@@ -47,11 +49,11 @@ def _insert(conn: AsyncConnection, table: Table) -> Any:
 
 
 class SqlConsents:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, consent: Consent, sealed_evidence: bytes | None) -> None:
-        await self._conn.execute(
+    def add(self, consent: Consent, sealed_evidence: bytes | None) -> None:
+        self._conn.execute(
             insert(t.consents).values(
                 id=consent.id,
                 participant=consent.participant,
@@ -66,13 +68,11 @@ class SqlConsents:
             )
         )
 
-    async def get(self, consent_id: str) -> Consent | None:
-        row = (
-            await self._conn.execute(select(t.consents).where(t.consents.c.id == consent_id))
-        ).first()
+    def get(self, consent_id: str) -> Consent | None:
+        row = (self._conn.execute(select(t.consents).where(t.consents.c.id == consent_id))).first()
         return None if row is None else _consent(row)
 
-    async def of_participant(
+    def of_participant(
         self, participant: str, *, recipient: PartnerId, purpose: Purpose, for_share: bool = False
     ) -> Sequence[Consent]:
         query = select(t.consents).where(
@@ -82,17 +82,17 @@ class SqlConsents:
         )
         if for_share and self._conn.dialect.name == "postgresql":
             query = query.with_for_update(read=True)
-        return [_consent(row) for row in await self._conn.execute(query)]
+        return [_consent(row) for row in self._conn.execute(query)]
 
-    async def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
+    def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
         if not ids:
             return []
         query = select(t.consents).where(t.consents.c.id.in_(list(ids)))
         if for_share and self._conn.dialect.name == "postgresql":
             query = query.with_for_update(read=True)
-        return [_consent(row) for row in await self._conn.execute(query)]
+        return [_consent(row) for row in self._conn.execute(query)]
 
-    async def page(
+    def page(
         self, participant: str, *, recipient: PartnerId | None, after: str | None, limit: int
     ) -> Sequence[Consent]:
         query = select(t.consents).where(t.consents.c.participant == participant)
@@ -101,10 +101,10 @@ class SqlConsents:
         if after is not None:
             query = query.where(t.consents.c.id > after)
         query = query.order_by(t.consents.c.id).limit(limit)
-        return [_consent(row) for row in await self._conn.execute(query)]
+        return [_consent(row) for row in self._conn.execute(query)]
 
-    async def revoke(self, consent_id: str, at: datetime) -> None:
-        await self._conn.execute(
+    def revoke(self, consent_id: str, at: datetime) -> None:
+        self._conn.execute(
             update(t.consents)
             .where(t.consents.c.id == consent_id, t.consents.c.revoked_at.is_(None))
             .values(revoked_at=_ts(at))
@@ -127,15 +127,15 @@ def _consent(row: Row[Any]) -> Consent:
 
 
 class SqlAudit:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def append(self, entry: AuditEntry) -> AuditRecord:
+    def append(self, entry: AuditEntry) -> AuditRecord:
         # Taking the head row with an UPDATE first makes the database serialise
         # appenders (a row lock on PostgreSQL, the write lock on SQLite) before
         # anyone reads the previous hash.
         head = (
-            await self._conn.execute(
+            self._conn.execute(
                 update(t.audit_head)
                 .where(t.audit_head.c.id == 1)
                 .values(seq=t.audit_head.c.seq + 1)
@@ -143,19 +143,19 @@ class SqlAudit:
             )
         ).one()
         record = link(int(head.seq), entry, str(head.hash))
-        await self._conn.execute(insert(t.audit_events).values(**_audit_row(record)))
-        await self._conn.execute(
+        self._conn.execute(insert(t.audit_events).values(**_audit_row(record)))
+        self._conn.execute(
             update(t.audit_head).where(t.audit_head.c.id == 1).values(hash=record.hash)
         )
         return record
 
-    async def get(self, seq: int) -> AuditRecord | None:
+    def get(self, seq: int) -> AuditRecord | None:
         row = (
-            await self._conn.execute(select(t.audit_events).where(t.audit_events.c.seq == seq))
+            self._conn.execute(select(t.audit_events).where(t.audit_events.c.seq == seq))
         ).first()
         return None if row is None else _record(row)
 
-    async def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
+    def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         c = t.audit_events.c
         conditions = []
         if query.participant is not None:
@@ -176,15 +176,15 @@ class SqlAudit:
             conditions.append(c.seq < query.before_seq)
         statement = select(t.audit_events).where(and_(true(), *conditions))
         statement = statement.order_by(c.seq.desc()).limit(limit)
-        return [_record(row) for row in await self._conn.execute(statement)]
+        return [_record(row) for row in self._conn.execute(statement)]
 
-    async def stream(self) -> AsyncIterator[AuditRecord]:
+    def stream(self) -> Iterator[AuditRecord]:
         # Keyset batches rather than one server-side cursor: constant memory on both
-        # databases, and no long-lived cursor on SQLite's single connection thread.
+        # databases, and no long-lived cursor on SQLite.
         last = 0
         while True:
             rows = (
-                await self._conn.execute(
+                self._conn.execute(
                     select(t.audit_events)
                     .where(t.audit_events.c.seq > last)
                     .order_by(t.audit_events.c.seq)
@@ -274,15 +274,13 @@ def _record(row: Row[Any]) -> AuditRecord:
 
 
 class SqlIdempotency:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def get(self, partner: PartnerId, key: str) -> StoredAnswer | None:
+    def get(self, partner: PartnerId, key: str) -> StoredAnswer | None:
         c = t.idempotency.c
         row = (
-            await self._conn.execute(
-                select(t.idempotency).where(c.partner == partner, c.key == key)
-            )
+            self._conn.execute(select(t.idempotency).where(c.partner == partner, c.key == key))
         ).first()
         if row is None:
             return None
@@ -299,7 +297,7 @@ class SqlIdempotency:
             expires_at=_moment(m["expires_at"]),
         )
 
-    async def put(self, answer: StoredAnswer) -> None:
+    def put(self, answer: StoredAnswer) -> None:
         values = {
             "partner": answer.partner,
             "key": answer.key,
@@ -312,7 +310,7 @@ class SqlIdempotency:
             "expires_at": _ts(answer.expires_at),
         }
         # Answers are kept 24 hours (CONTRACT.md 3), not a moment longer.
-        await self._conn.execute(
+        self._conn.execute(
             delete(t.idempotency).where(t.idempotency.c.expires_at < _ts(answer.created_at))
         )
         statement = _insert(self._conn, t.idempotency).values(**values)
@@ -320,15 +318,15 @@ class SqlIdempotency:
             index_elements=["partner", "key"],
             set_={k: v for k, v in values.items() if k not in {"partner", "key"}},
         )
-        await self._conn.execute(statement)
+        self._conn.execute(statement)
 
 
 class SqlClients:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def add(self, client: ClientRecord) -> None:
-        await self._conn.execute(
+    def add(self, client: ClientRecord) -> None:
+        self._conn.execute(
             insert(t.clients).values(
                 client_id=client.client_id,
                 partner=client.partner,
@@ -340,9 +338,9 @@ class SqlClients:
             )
         )
 
-    async def get(self, client_id: str) -> ClientRecord | None:
+    def get(self, client_id: str) -> ClientRecord | None:
         row = (
-            await self._conn.execute(select(t.clients).where(t.clients.c.client_id == client_id))
+            self._conn.execute(select(t.clients).where(t.clients.c.client_id == client_id))
         ).first()
         if row is None:
             return None
@@ -359,17 +357,17 @@ class SqlClients:
 
 
 class SqlAssertionReplay:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
+    def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
         c = t.assertion_jtis.c
         # Forget what can no longer be replayed: an expired assertion is refused anyway.
-        await self._conn.execute(delete(t.assertion_jtis).where(c.expires_at < _ts(now)))
+        self._conn.execute(delete(t.assertion_jtis).where(c.expires_at < _ts(now)))
         statement = (
             _insert(self._conn, t.assertion_jtis)
             .values(client_id=client_id, jti=jti, expires_at=_ts(expires_at))
             .on_conflict_do_nothing(index_elements=["client_id", "jti"])
         )
-        result = await self._conn.execute(statement)
+        result = self._conn.execute(statement)
         return bool(result.rowcount == 1)

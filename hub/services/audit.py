@@ -9,7 +9,7 @@ from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.domain.principal import Principal
-from hub.ports import AuditQuery, Database, KeyRing
+from hub.ports import AuditQuery, Database, KeyRing, UnitOfWork
 from hub.services.paging import Page, check_limit, decode_position, encode_cursor
 
 
@@ -43,8 +43,7 @@ class AuditService:
             visible_to=None if principal.is_operator else principal.partner,
             before_seq=before,
         )
-        async with self._db.reading() as uow:
-            found = await uow.audit.page(query, limit + 1)
+        found = await self._db.read(lambda uow: uow.audit.page(query, limit + 1))
         items = list(found[:limit])
         more = len(found) > limit
         return Page(items, encode_cursor(str(items[-1].seq)) if more and items else None)
@@ -55,9 +54,12 @@ class AuditService:
 
 async def verify_log(db: Database) -> ChainReport:
     """Stream the whole log through the chain check (also used offline by the CLI)."""
-    verifier = ChainVerifier()
-    async with db.reading() as uow:
-        async for record in uow.audit.stream():
+
+    def verify(uow: UnitOfWork) -> ChainReport:
+        verifier = ChainVerifier()
+        for record in uow.audit.stream():
             if not verifier.feed(record):
                 break
-    return verifier.report()
+        return verifier.report()
+
+    return await db.read(verify)

@@ -59,7 +59,5 @@ class ClientService:
             jwks=None if jwks is None else self._validate_jwks(jwks),
             created_at=self._clock.now(),
         )
-        async with self._db.writing() as uow:
-            await uow.clients.add(record)
-            await uow.commit()
+        await self._db.write(lambda uow: uow.clients.add(record))
         return NewClient(client_id, secret)

@@ -20,7 +20,7 @@ from hub.domain.agreements import PolicySet
 from hub.domain.errors import ForbiddenError, InvalidInputError, NotFoundError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.principal import Principal
-from hub.ports import Clock, Database, KeyRing
+from hub.ports import Clock, Database, KeyRing, UnitOfWork
 from hub.services.paging import Page, check_limit, decode_cursor, encode_cursor
 
 log = structlog.get_logger("hub.consents")
@@ -95,9 +95,7 @@ class ConsentService:
             else self._keys.seal(evidence.encode(), context=_evidence_context(consent.id))
         )
         receipt = self._keys.sign(receipt_claims(consent, issuer=self._issuer), typ=RECEIPT_TYPE)
-        async with self._db.writing() as uow:
-            await uow.consents.add(consent, sealed)
-            await uow.commit()
+        await self._db.write(lambda uow: uow.consents.add(consent, sealed))
         log.info("consent_granted", recipient=recipient, purpose=purpose, fields=len(fields))
         return GrantedConsent(consent, receipt)
 
@@ -106,32 +104,36 @@ class ConsentService:
     ) -> Page[Consent]:
         check_limit(limit)
         after = decode_cursor(cursor)
-        async with self._db.reading() as uow:
-            found = await uow.consents.page(
-                self._keys.pseudonym(participant),
-                recipient=None if principal.is_operator else principal.partner,
-                after=after,
-                limit=limit + 1,
+        pseudonym = self._keys.pseudonym(participant)
+        recipient = None if principal.is_operator else principal.partner
+        found = await self._db.read(
+            lambda uow: uow.consents.page(
+                pseudonym, recipient=recipient, after=after, limit=limit + 1
             )
+        )
         items = list(found[:limit])
         more = len(found) > limit
         return Page(items, encode_cursor(items[-1].id) if more and items else None)
 
     async def revoke(self, principal: Principal, consent_id: str) -> Consent:
-        async with self._db.writing() as uow:
-            consent = await uow.consents.get(consent_id)
+        def revoke(uow: UnitOfWork) -> tuple[Consent, bool]:
+            consent = uow.consents.get(consent_id)
             if consent is None or not (
                 principal.is_operator or consent.recipient == principal.partner
             ):
                 # The same answer for "not there" and "not yours": ids are not enumerable.
                 raise NotFoundError("unknown-consent", "No consent with this id was given to you.")
             if consent.revoked_at is not None:
-                return consent
+                return consent, False
             now = self._clock.now()
-            await uow.consents.revoke(consent_id, now)
-            await uow.commit()
+            uow.consents.revoke(consent_id, now)
+            return replace(consent, revoked_at=now), True
+
+        consent, changed = await self._db.write(revoke)
+        if not changed:
+            return consent
         log.info("consent_revoked", recipient=consent.recipient, purpose=consent.purpose)
-        return replace(consent, revoked_at=now)
+        return consent
 
 
 def _evidence_context(consent_id: str) -> bytes:

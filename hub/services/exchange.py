@@ -127,9 +127,9 @@ class ExchangeService:
         key = None
         replacing = None
         if idempotency_key is not None:
-            key = self._keys.digest(idempotency_key, context=f"idempotency:{request.requester}")
-            async with self._db.reading() as uow:
-                stored = await uow.idempotency.get(request.requester, key)
+            digest = self._keys.digest(idempotency_key, context=f"idempotency:{request.requester}")
+            key = digest
+            stored = await self._db.read(lambda uow: uow.idempotency.get(request.requester, digest))
             if stored is not None and stored.expires_at > self._clock.now():
                 _same_body(stored, fingerprint)
                 replayed = await self._replay(request, stored)
@@ -152,10 +152,11 @@ class ExchangeService:
 
     async def _decide(self, context: _Context, adapter: SourceAdapter) -> Answer:
         request = context.request
-        async with self._db.reading() as uow:
-            consents = await uow.consents.of_participant(
+        consents = await self._db.read(
+            lambda uow: uow.consents.of_participant(
                 context.pseudonym, recipient=request.requester, purpose=request.purpose
             )
+        )
         first = decide(request, self._policies, consents, self._clock.now())
         if not first.allowed:
             return await self._record(context, first, Outcome.DENIED)
@@ -182,24 +183,28 @@ class ExchangeService:
         values: Mapping[FieldName, object] | None = None,
     ) -> Answer:
         """Step 3: one write transaction that confirms, appends, keeps the answer, commits."""
-        async with self._db.writing() as uow:
+
+        def record(uow: UnitOfWork) -> tuple[Answer, AuditRecord, Decision, Outcome, str | None]:
+            confirmed, final = decision, outcome
             if values is not None:
-                decision = (await self._confirm(uow, context, decision)).after_fetch(values)
-                if not decision.allowed:
-                    outcome = Outcome.DENIED
-            disclosure_id = self._new_id() if outcome is Outcome.DISCLOSED else None
-            reason = error.reason if error is not None else _reason_for(outcome)
-            record = await uow.audit.append(
-                self._entry(context, decision, outcome, reason, disclosure_id)
+                confirmed = self._confirm(uow, context, decision).after_fetch(values)
+                if not confirmed.allowed:
+                    final = Outcome.DENIED
+            disclosure_id = self._new_id() if final is Outcome.DISCLOSED else None
+            reason = error.reason if error is not None else _reason_for(final)
+            appended = uow.audit.append(
+                self._entry(context, confirmed, final, reason, disclosure_id)
             )
             if error is not None:
-                answer = Answer.of(error.status, {**error.to_problem(), "audit_seq": record.seq})
+                answer = Answer.of(error.status, {**error.to_problem(), "audit_seq": appended.seq})
             elif disclosure_id is not None and values is not None:
-                answer = Answer.of(200, _disclosure(context, decision, values, record))
+                answer = Answer.of(200, _disclosure(context, confirmed, values, appended))
             else:
-                answer = _refusal(record)
-            await self._keep(uow, context, answer, record)
-            await uow.commit()
+                answer = _refusal(appended)
+            self._keep(uow, context, answer, appended)
+            return answer, appended, confirmed, final, reason
+
+        answer, appended, decision, outcome, reason = await self._db.write(record)
         (log.warning if outcome is Outcome.FAILED else log.info)(
             "exchange_decided",
             requester=context.request.requester,
@@ -209,16 +214,16 @@ class ExchangeService:
             reason=reason,
             disclosed=len(decision.allowed) if outcome is Outcome.DISCLOSED else 0,
             withheld=len(decision.withheld()),
-            audit_seq=record.seq,
+            audit_seq=appended.seq,
         )
         return answer
 
-    async def _confirm(self, uow: UnitOfWork, context: _Context, first: Decision) -> Decision:
+    def _confirm(self, uow: UnitOfWork, context: _Context, first: Decision) -> Decision:
         """Decide again on the consents as committed now; never widen the first decision."""
         request = context.request
         if not any(v.consent_id for v in first.allowed):
             return first
-        consents = await uow.consents.of_participant(
+        consents = uow.consents.of_participant(
             context.pseudonym, recipient=request.requester, purpose=request.purpose, for_share=True
         )
         again = decide(request, self._policies, consents, self._clock.now())
@@ -229,7 +234,7 @@ class ExchangeService:
             )
         )
 
-    async def _keep(
+    def _keep(
         self,
         uow: UnitOfWork,
         context: _Context,
@@ -243,7 +248,7 @@ class ExchangeService:
         if context.key is None:
             return
         partner, now = context.request.requester, self._clock.now()
-        existing = await uow.idempotency.get(partner, context.key)
+        existing = uow.idempotency.get(partner, context.key)
         if (
             existing is not None
             and existing.expires_at > now
@@ -255,7 +260,7 @@ class ExchangeService:
         sealed = self._keys.seal(
             answer.content, context=_seal_context(partner, context.key, context.fingerprint)
         )
-        await uow.idempotency.put(
+        uow.idempotency.put(
             StoredAnswer(
                 partner=partner,
                 key=context.key,
@@ -275,14 +280,15 @@ class ExchangeService:
         CONTRACT.md 3 names the consents; an agreement version no longer in force
         (expired, or replaced) is a change in the law of the exchange just the same.
         """
-        async with self._db.writing() as uow:
-            consents = await uow.consents.by_ids(stored.consent_ids, for_share=True)
+
+        def replay(uow: UnitOfWork) -> tuple[bytes, AuditRecord] | None:
+            consents = uow.consents.by_ids(stored.consent_ids, for_share=True)
             now = self._clock.now()
             if len(consents) != len(stored.consent_ids) or any(
                 c.status_at(now) is not ConsentStatus.ACTIVE for c in consents
             ):
                 return None
-            original = await uow.audit.get(stored.audit_seq)
+            original = uow.audit.get(stored.audit_seq)
             if original is None or not self._still_in_force(original.entry.agreements, now):
                 return None
             content = self._keys.unseal(
@@ -296,8 +302,12 @@ class ExchangeService:
                 actor={"role": request.actor.role, "id": request.actor.id},
                 replay_of=original.seq,
             )
-            record = await uow.audit.append(entry)
-            await uow.commit()
+            return content, uow.audit.append(entry)
+
+        replayed = await self._db.write(replay)
+        if replayed is None:
+            return None
+        content, record = replayed
         log.info(
             "exchange_replayed",
             requester=request.requester,

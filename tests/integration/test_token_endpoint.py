@@ -66,9 +66,9 @@ def a_key_client(client_id: str = "cgg-1", scopes: frozenset[str] = ALL) -> Clie
 @pytest.fixture
 async def db() -> FakeAuthDatabase:
     database = FakeAuthDatabase()
-    await database.clients.add(a_client("vdab-1"))
-    await database.clients.add(a_client("ocmw-1", scopes=frozenset({"exchange"})))
-    await database.clients.add(a_key_client("cgg-1"))
+    database.clients.add(a_client("vdab-1"))
+    database.clients.add(a_client("ocmw-1", scopes=frozenset({"exchange"})))
+    database.clients.add(a_key_client("cgg-1"))
     return database
 
 
@@ -486,7 +486,7 @@ async def test_a_client_whose_stored_keys_are_damaged_cannot_authenticate(
     db: FakeAuthDatabase,
 ) -> None:
     broken = {"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "ec-1"}]}
-    await db.clients.add(a_client("gent-1", method="private_key_jwt", jwks=broken))
+    db.clients.add(a_client("gent-1", method="private_key_jwt", jwks=broken))
     assertion = an_assertion(iss="gent-1", sub="gent-1")
     response = await post(db, jwt_form(assertion))
     assert_error(response, "invalid_client")
