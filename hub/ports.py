@@ -182,6 +182,9 @@ class Database(Protocol):
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run ``work`` in a read-only transaction and return what it returns."""
 
+    async def scan(self, work: Callable[[UnitOfWork], T]) -> T:
+        """``read`` for work that takes long (the whole audit log): off the event loop."""
+
     async def write(self, work: Callable[[UnitOfWork], T]) -> T:
         """Run ``work`` in a write transaction and return once that is durable.
 

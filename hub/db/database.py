@@ -1,38 +1,47 @@
-"""The ``Database`` port: whole transactions in worker threads, writes group-committed.
+"""The ``Database`` port: short transactions as functions, writes group-committed.
 
-A transaction is a plain function of a unit of work (see ``hub.ports.Database``).
-It runs on blocking SQLAlchemy Core (sqlite3 or psycopg) in one thread hop, so a
-transaction never waits for the event loop between two statements, and the event
-loop never waits for the database.
+A transaction is a plain function of a unit of work (see ``hub.ports.Database``);
+its statements go straight to the DBAPI driver (``hub.db.repositories``).
 
-Writes go to one writer thread per process. It takes every transaction that is
-queued when it comes round, runs them one after the other in a single database
-transaction (each inside a savepoint, so one that fails is undone alone), commits
-once, and only then settles their futures: *group commit*. The log stays linear
-because the writer is the only one in this process; other processes queue on the
-database's own locks (see ``SqlAudit.append``). A transaction that is settled has
-been made durable; one that the commit lost is answered ``503`` and was never
-visible to a client.
+Where it runs depends on what a statement costs:
+
+- **SQLite** is a library in this process: a statement costs microseconds, less
+  than a hop to a thread and back. Reads and write transactions run on the event
+  loop itself; only what can wait (``BEGIN IMMEDIATE``, which may wait for another
+  process's write lock, and ``COMMIT``, which waits for the disk) is sent to a thread.
+- **PostgreSQL** is a network peer: every transaction runs in a worker thread.
+
+Writes are *group-committed*. ``write`` queues the transaction; one committer takes
+every transaction queued when it comes round, runs them one after the other in a
+single database transaction (each inside a savepoint, so one that fails is undone
+alone), commits once, and only then settles their futures. While a commit waits for
+the disk, the next group gathers. The audit chain stays linear because there is one
+committer per process; processes queue on the database's own locks (see
+``SqlAudit.append``). A transaction that is settled is durable; one that a failed
+commit lost is answered ``503`` and was never visible to a client.
+
+``scan`` is for long reads (verifying the whole log): a thread and a connection of
+its own, so the event loop and the other transactions go on meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import threading
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.db.repositories import (
+    Sql,
     SqlAssertionReplay,
     SqlAudit,
     SqlClients,
@@ -44,18 +53,30 @@ from hub.ports import UnitOfWork
 
 T = TypeVar("T")
 
+_BUSY_TIMEOUT = "PRAGMA busy_timeout=10000"
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # FULL: a committed audit record survives a power cut, not just a crash.
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=10000",
+    _BUSY_TIMEOUT,
     "PRAGMA foreign_keys=ON",
 )
-_READERS = 4
-"""Reader threads (and pooled connections); the writer has one more."""
+_THREADS = 4
+"""Worker threads: PostgreSQL transactions, SQLite's waits and scans."""
 MAX_BATCH = 256
-"""Transactions per group commit: bounds how long the first one in a batch waits."""
-_DATABASE_ERRORS = (SQLAlchemyError, OSError)
+"""Transactions per group commit: bounds how long the first one in a group waits."""
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [SQLAlchemyError, OSError, sqlite3.Error]
+    with contextlib.suppress(ImportError):
+        import psycopg  # noqa: PLC0415
+
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+_DATABASE_ERRORS = _driver_errors()
 
 
 def sync_url(url: str) -> str:
@@ -75,25 +96,17 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def create_engine(url: str) -> Engine:
+    """The engine that makes and pools the hub's DBAPI connections."""
     ensure_sqlite_dir(url)
     target = sync_url(url)
-    if make_url(target).get_backend_name() == "sqlite":
-        engine = sa_create_engine(
-            target,
-            pool_size=_READERS + 1,
-            max_overflow=_READERS,
-            connect_args={"check_same_thread": False},
-        )
-        _configure_sqlite(engine)
-        return engine
-    return sa_create_engine(target, pool_size=_READERS + 1, max_overflow=_READERS)
+    pool = {"pool_size": _THREADS + 2, "max_overflow": _THREADS}
+    if make_url(target).get_backend_name() != "sqlite":
+        return sa_create_engine(target, **pool)
+    engine = sa_create_engine(target, connect_args={"check_same_thread": False}, **pool)
 
-
-def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite's own transaction handling defers BEGIN and cannot say IMMEDIATE;
-    # take it over, as SQLAlchemy's SQLite documentation recommends.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are begun explicitly (BEGIN IMMEDIATE for writers), not by pysqlite.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in _SQLITE_PRAGMAS:
@@ -102,149 +115,220 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        # A writer takes the write lock up front, so it waits (busy_timeout) instead
-        # of failing when another process committed after its first read.
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # SQLAlchemy connections (Alembic) on this engine begin as pysqlite would have.
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 class SqlUnitOfWork:
-    def __init__(self, conn: Connection) -> None:
-        self.consents = SqlConsents(conn)
-        self.audit = SqlAudit(conn)
-        self.idempotency = SqlIdempotency(conn)
-        self.clients = SqlClients(conn)
-        self.assertions = SqlAssertionReplay(conn)
+    def __init__(self, sql: Sql) -> None:
+        self.consents = SqlConsents(sql)
+        self.audit = SqlAudit(sql)
+        self.idempotency = SqlIdempotency(sql)
+        self.clients = SqlClients(sql)
+        self.assertions = SqlAssertionReplay(sql)
 
 
 @dataclass(slots=True)
 class _Job:
     work: Callable[[UnitOfWork], Any]
     future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
     ok: bool = False
     outcome: Any = None
 
 
 class SqlDatabase:
-    """Readers run on a small thread pool; writers queue for the one writer thread."""
-
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="ketenhub-read")
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_loop, name="ketenhub-write", daemon=True)
-        self._writer.start()
+        self._dialect = engine.dialect.name
+        self._inline = self._dialect == "sqlite"
+        self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="ketenhub-db")
+        self._pending: list[_Job] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._reader: Any = None
+        self._writer: Any = None
         self._closed = False
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
-    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, work)
+    # -- reads ------------------------------------------------------------------
 
-    def _read(self, work: Callable[[UnitOfWork], T]) -> T:
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        if self._closed:
+            raise _unavailable()
+        if self._inline:
+            try:
+                if self._reader is None:
+                    self._reader = self._engine.raw_connection()
+                return _read(self._reader, self._dialect, work)
+            except _DATABASE_ERRORS as exc:
+                _discard(self._reader)
+                self._reader = None
+                raise _unavailable() from exc
+        return await self._in_thread(self._read_pooled, work)
+
+    async def scan(self, work: Callable[[UnitOfWork], T]) -> T:
+        if self._closed:
+            raise _unavailable()
+        return await self._in_thread(self._read_pooled, work)
+
+    def _read_pooled(self, work: Callable[[UnitOfWork], T]) -> T:
         try:
-            with self._engine.connect() as conn:
-                return work(SqlUnitOfWork(conn))
+            connection = self._engine.raw_connection()
+            try:
+                return _read(connection, self._dialect, work)
+            finally:
+                connection.close()
         except _DATABASE_ERRORS as exc:
             raise _unavailable() from exc
+
+    # -- writes -----------------------------------------------------------------
 
     async def write(self, work: Callable[[UnitOfWork], T]) -> T:
         if self._closed:
             raise _unavailable()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(work, future, loop))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Job(work, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups())
         return await future
 
-    def _write_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(job)
-            self._commit(batch)
-            for job in batch:
-                _settle(job)
+    async def _commit_groups(self) -> None:
+        while self._pending:
+            group = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            try:
+                if self._inline:
+                    await self._commit_inline(group)
+                else:
+                    await self._in_thread(self._commit_pooled, group)
+            except _DATABASE_ERRORS as exc:
+                _lost(group, exc)
+            except BaseException as exc:  # the committer must settle every future
+                _lost(group, exc)
+                if not isinstance(exc, Exception):
+                    raise
+            finally:
+                for job in group:
+                    _settle(job)
 
-    def _commit(self, batch: list[_Job]) -> None:
-        """Run ``batch`` in one transaction; every job ends with ``ok`` and ``outcome`` set."""
+    async def _commit_inline(self, group: list[_Job]) -> None:
+        if self._writer is None:
+            self._writer = await self._in_thread(self._engine.raw_connection)
+            self._writer.cursor().execute("PRAGMA busy_timeout=0")
+        writer = self._writer
         try:
-            with self._engine.connect() as conn:
-                if self._sqlite:
-                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")  # noqa: PLW2901
-                uow = SqlUnitOfWork(conn)
-                for job in batch:
-                    _run_in_savepoint(conn, uow, job)
-                conn.commit()
-        except _DATABASE_ERRORS as exc:
-            # Nothing of this batch is durable: a job that had succeeded must not answer.
-            for job in batch:
-                if job.ok or not _refused_alone(job):
-                    job.ok, job.outcome = False, _chained(_unavailable(), exc)
-        except BaseException as exc:  # noqa: BLE001 - the writer thread must outlive any job
-            for job in batch:
-                if job.ok or not _refused_alone(job):
-                    job.ok, job.outcome = False, _chained(_unavailable(), exc)
+            try:
+                writer.cursor().execute("BEGIN IMMEDIATE")  # free unless another process writes
+            except sqlite3.OperationalError:
+                await self._in_thread(_begin_waiting, writer)
+            try:
+                _run_group(Sql(writer, self._dialect), group)
+                await self._in_thread(writer.commit)
+            except BaseException:
+                await self._in_thread(writer.rollback)
+                raise
+        except _DATABASE_ERRORS:
+            _discard(writer)  # start the next group on a fresh connection
+            self._writer = None
+            raise
+
+    def _commit_pooled(self, group: list[_Job]) -> None:
+        connection = self._engine.raw_connection()
+        try:
+            try:
+                _run_group(Sql(connection, self._dialect), group)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+        finally:
+            connection.close()
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     async def dispose(self) -> None:
         if not self._closed:
             self._closed = True
-            self._queue.put(None)
-            await asyncio.to_thread(self._writer.join)
-            self._readers.shutdown(wait=True)
+            if self._committer is not None:
+                await asyncio.gather(self._committer, return_exceptions=True)
+            _discard(self._reader)
+            self._reader = None
+            _discard(self._writer)
+            self._writer = None
+            self._threads.shutdown(wait=True)
         self._engine.dispose()
 
 
-def _run_in_savepoint(conn: Connection, uow: SqlUnitOfWork, job: _Job) -> None:
-    conn.exec_driver_sql("SAVEPOINT job")
+def _begin_waiting(connection: Any) -> None:
+    """``BEGIN IMMEDIATE`` that waits (up to ``busy_timeout``) for another process's writer."""
+    cursor = connection.cursor()
+    cursor.execute(_BUSY_TIMEOUT)
     try:
-        job.outcome = job.work(uow)
-    except _DATABASE_ERRORS:
-        raise  # the transaction is in doubt: the whole batch fails
-    except BaseException as exc:  # noqa: BLE001 - handed to the job's caller
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT job")
-        conn.exec_driver_sql("RELEASE SAVEPOINT job")
-        job.outcome = exc
-        return
-    conn.exec_driver_sql("RELEASE SAVEPOINT job")
-    job.ok = True
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.execute("PRAGMA busy_timeout=0")
 
 
-def _refused_alone(job: _Job) -> bool:
-    """The job raised an error of its own (not the database's), and changed nothing."""
-    return isinstance(job.outcome, BaseException) and not isinstance(job.outcome, _DATABASE_ERRORS)
+def _read(connection: Any, dialect: str, work: Callable[[UnitOfWork], T]) -> T:
+    sql = Sql(connection, dialect)
+    if dialect == "sqlite":
+        sql.run("BEGIN")  # one snapshot for every statement of the read
+    try:
+        return work(SqlUnitOfWork(sql))
+    finally:
+        connection.rollback()
 
 
-def _chained(error: ServiceUnavailableError, cause: BaseException) -> ServiceUnavailableError:
-    error.__cause__ = cause
-    return error
+def _run_group(sql: Sql, group: list[_Job]) -> None:
+    """Each job in a savepoint; a job's own error undoes it alone, a database error all."""
+    uow = SqlUnitOfWork(sql)
+    for job in group:
+        if job.future.done():
+            continue  # its caller is gone (cancelled) before it began: skip it
+        sql.run("SAVEPOINT job")
+        try:
+            job.outcome = job.work(uow)
+        except _DATABASE_ERRORS:
+            raise  # the transaction is in doubt
+        except Exception as exc:  # noqa: BLE001 - handed to the job's caller
+            sql.run("ROLLBACK TO SAVEPOINT job")
+            sql.run("RELEASE SAVEPOINT job")
+            job.outcome = exc
+            continue
+        sql.run("RELEASE SAVEPOINT job")
+        job.ok = True
+
+
+def _lost(group: list[_Job], cause: BaseException) -> None:
+    """Nothing of ``group`` is durable: a job that had succeeded must not answer."""
+    for job in group:
+        refused_alone = isinstance(job.outcome, Exception) and not isinstance(
+            job.outcome, _DATABASE_ERRORS
+        )
+        if job.ok or not refused_alone:
+            error = _unavailable()
+            error.__cause__ = cause
+            job.ok, job.outcome = False, error
 
 
 def _settle(job: _Job) -> None:
-    def settle() -> None:
-        if job.future.done():  # its caller went away (cancelled): the result is moot
-            return
-        if job.ok:
-            job.future.set_result(job.outcome)
-        else:
-            job.future.set_exception(job.outcome)
+    if job.future.done():  # its caller went away (cancelled): the result is moot
+        return
+    if job.ok:
+        job.future.set_result(job.outcome)
+    else:
+        job.future.set_exception(job.outcome)
 
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-        job.loop.call_soon_threadsafe(settle)
+
+def _discard(connection: Any) -> None:
+    if connection is not None:
+        with contextlib.suppress(*_DATABASE_ERRORS):
+            connection.invalidate() if hasattr(connection, "invalidate") else connection.close()
 
 
 def _unavailable() -> ServiceUnavailableError:

@@ -1,27 +1,57 @@
-"""Repositories over one connection: they run inside the caller's transaction.
+"""Repositories over one DBAPI connection: they run inside the caller's transaction.
 
-Blocking SQLAlchemy Core: ``SqlDatabase`` runs a whole transaction in a worker thread.
+The statements are written once, as SQL that SQLite and PostgreSQL both speak, with
+``:named`` parameters (``Sql`` turns them into psycopg's style). They go straight to
+the driver: on the exchange path a SQLAlchemy Core statement cost about ten times
+the database's own work. ``hub.db.tables`` stays the schema's definition (Alembic).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from consent.model import Consent
-from hub.db import tables as t
 from hub.domain.audit import AuditEntry, AuditRecord, link
 from hub.domain.ids import FieldName, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.ports import AuditQuery, ClientRecord, StoredAnswer
 
 _STREAM_BATCH = 5000
+Row = tuple[Any, ...]
+
+
+class Sql:
+    """One DBAPI connection, and the dialect its statements must be written in."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self.connection = connection
+        self.postgres = dialect == "postgresql"
+
+    def run(self, statement: str, params: dict[str, Any] | None = None) -> Any:
+        cursor = self.connection.cursor()
+        cursor.execute(_for(statement, self.postgres), params or {})
+        return cursor
+
+    def rows(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+        rows: list[Row] = self.run(statement, params).fetchall()
+        return rows
+
+    def row(self, statement: str, params: dict[str, Any] | None = None) -> Row | None:
+        found: Row | None = self.run(statement, params).fetchone()
+        return found
+
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@cache
+def _for(statement: str, postgres: bool) -> str:
+    return _NAMED.sub(r"%(\1)s", statement) if postgres else statement
 
 
 def _dumps(value: object) -> str:
@@ -36,166 +66,194 @@ def _parse_ts(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _moment(value: str) -> datetime:
-    """A NOT NULL timestamp column."""
-    return datetime.fromisoformat(value)
-
-
-def _insert(conn: Connection, table: Table) -> Any:
-    """An INSERT that can be told what to do on conflict, in the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
+_CONSENT_COLUMNS = (
+    "id, participant, recipient, purpose, fields, granted_at, valid_until, revoked_at, recorded_by"
+)
 
 
 class SqlConsents:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def add(self, consent: Consent, sealed_evidence: bytes | None) -> None:
-        self._conn.execute(
-            insert(t.consents).values(
-                id=consent.id,
-                participant=consent.participant,
-                recipient=consent.recipient,
-                purpose=consent.purpose,
-                fields=_dumps(sorted(consent.fields)),
-                granted_at=_ts(consent.granted_at),
-                valid_until=_ts(consent.valid_until),
-                revoked_at=_ts(consent.revoked_at),
-                recorded_by=consent.recorded_by or consent.recipient,
-                evidence=sealed_evidence,
-            )
+        self._sql.run(
+            f"INSERT INTO consents ({_CONSENT_COLUMNS}, evidence) VALUES (:id, :participant, "
+            ":recipient, :purpose, :fields, :granted_at, :valid_until, :revoked_at, "
+            ":recorded_by, :evidence)",
+            {
+                "id": consent.id,
+                "participant": consent.participant,
+                "recipient": consent.recipient,
+                "purpose": consent.purpose,
+                "fields": _dumps(sorted(consent.fields)),
+                "granted_at": _ts(consent.granted_at),
+                "valid_until": _ts(consent.valid_until),
+                "revoked_at": _ts(consent.revoked_at),
+                "recorded_by": consent.recorded_by or consent.recipient,
+                "evidence": sealed_evidence,
+            },
         )
 
     def get(self, consent_id: str) -> Consent | None:
-        row = (self._conn.execute(select(t.consents).where(t.consents.c.id == consent_id))).first()
+        row = self._sql.row(
+            f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE id = :id", {"id": consent_id}
+        )
         return None if row is None else _consent(row)
 
     def of_participant(
         self, participant: str, *, recipient: PartnerId, purpose: Purpose, for_share: bool = False
     ) -> Sequence[Consent]:
-        query = select(t.consents).where(
-            t.consents.c.participant == participant,
-            t.consents.c.recipient == recipient,
-            t.consents.c.purpose == purpose,
+        statement = (
+            f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE participant = :participant "
+            "AND recipient = :recipient AND purpose = :purpose"
         )
-        if for_share and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
-        return [_consent(row) for row in self._conn.execute(query)]
+        if for_share and self._sql.postgres:
+            statement += " FOR SHARE"
+        params = {"participant": participant, "recipient": recipient, "purpose": purpose}
+        return [_consent(row) for row in self._sql.rows(statement, params)]
 
     def by_ids(self, ids: Sequence[str], *, for_share: bool = False) -> Sequence[Consent]:
         if not ids:
             return []
-        query = select(t.consents).where(t.consents.c.id.in_(list(ids)))
-        if for_share and self._conn.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
-        return [_consent(row) for row in self._conn.execute(query)]
+        names = [f"id{i}" for i in range(len(ids))]
+        statement = f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE id IN ("
+        statement += ", ".join(f":{name}" for name in names) + ")"
+        if for_share and self._sql.postgres:
+            statement += " FOR SHARE"
+        return [
+            _consent(row) for row in self._sql.rows(statement, dict(zip(names, ids, strict=True)))
+        ]
 
     def page(
         self, participant: str, *, recipient: PartnerId | None, after: str | None, limit: int
     ) -> Sequence[Consent]:
-        query = select(t.consents).where(t.consents.c.participant == participant)
+        statement = f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE participant = :participant"
+        params: dict[str, Any] = {"participant": participant, "limit": limit}
         if recipient is not None:
-            query = query.where(t.consents.c.recipient == recipient)
+            statement += " AND recipient = :recipient"
+            params["recipient"] = recipient
         if after is not None:
-            query = query.where(t.consents.c.id > after)
-        query = query.order_by(t.consents.c.id).limit(limit)
-        return [_consent(row) for row in self._conn.execute(query)]
+            statement += " AND id > :after"
+            params["after"] = after
+        statement += " ORDER BY id LIMIT :limit"
+        return [_consent(row) for row in self._sql.rows(statement, params)]
 
     def revoke(self, consent_id: str, at: datetime) -> None:
-        self._conn.execute(
-            update(t.consents)
-            .where(t.consents.c.id == consent_id, t.consents.c.revoked_at.is_(None))
-            .values(revoked_at=_ts(at))
+        self._sql.run(
+            "UPDATE consents SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL",
+            {"id": consent_id, "at": _ts(at)},
         )
 
 
-def _consent(row: Row[Any]) -> Consent:
-    m = row._mapping
+def _consent(row: Row) -> Consent:
+    (id_, participant, recipient, purpose, fields, granted, until, revoked, recorded_by) = row
     return Consent(
-        id=m["id"],
-        participant=m["participant"],
-        recipient=PartnerId(m["recipient"]),
-        purpose=Purpose(m["purpose"]),
-        fields=frozenset(FieldName(f) for f in json.loads(m["fields"])),
-        granted_at=_moment(m["granted_at"]),
-        valid_until=_parse_ts(m["valid_until"]),
-        revoked_at=_parse_ts(m["revoked_at"]),
-        recorded_by=PartnerId(m["recorded_by"]),
+        id=id_,
+        participant=participant,
+        recipient=PartnerId(recipient),
+        purpose=Purpose(purpose),
+        fields=frozenset(FieldName(f) for f in json.loads(fields)),
+        granted_at=datetime.fromisoformat(granted),
+        valid_until=_parse_ts(until),
+        revoked_at=_parse_ts(revoked),
+        recorded_by=PartnerId(recorded_by),
     )
 
 
+_AUDIT_COLUMNS = (
+    "seq",
+    "at",
+    "kind",
+    "requester",
+    "source",
+    "participant",
+    "purpose",
+    "actor_role",
+    "actor_id",
+    "decision",
+    "reason",
+    "fields_requested",
+    "fields_disclosed",
+    "withheld",
+    "agreement",
+    "agreements",
+    "consents",
+    "disclosure_id",
+    "replay_of",
+    "prev_hash",
+    "hash",
+)
+_AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit_events"
+_AUDIT_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _AUDIT_COLUMNS)})"
+)
+
+
 class SqlAudit:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         # Taking the head row with an UPDATE first makes the database serialise
         # appenders (a row lock on PostgreSQL, the write lock on SQLite) before
         # anyone reads the previous hash.
-        head = (
-            self._conn.execute(
-                update(t.audit_head)
-                .where(t.audit_head.c.id == 1)
-                .values(seq=t.audit_head.c.seq + 1)
-                .returning(t.audit_head.c.seq, t.audit_head.c.hash)
-            )
-        ).one()
-        record = link(int(head.seq), entry, str(head.hash))
-        self._conn.execute(insert(t.audit_events).values(**_audit_row(record)))
-        self._conn.execute(
-            update(t.audit_head).where(t.audit_head.c.id == 1).values(hash=record.hash)
-        )
+        head = self._sql.row("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        if head is None:
+            raise LookupError("the audit head row is missing: run `ketenhub db upgrade`")
+        record = link(int(head[0]), entry, str(head[1]))
+        self._sql.run(_AUDIT_INSERT, _audit_row(record))
+        self._sql.run("UPDATE audit_head SET hash = :hash WHERE id = 1", {"hash": record.hash})
         return record
 
     def get(self, seq: int) -> AuditRecord | None:
-        row = (
-            self._conn.execute(select(t.audit_events).where(t.audit_events.c.seq == seq))
-        ).first()
+        row = self._sql.row(f"{_AUDIT_SELECT} WHERE seq = :seq", {"seq": seq})
         return None if row is None else _record(row)
 
     def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
-        c = t.audit_events.c
-        conditions = []
+        conditions: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+
+        def where(condition: str, **values: object) -> None:
+            conditions.append(condition)
+            params.update(values)
+
         if query.participant is not None:
-            conditions.append(c.participant == query.participant)
+            where("participant = :participant", participant=query.participant)
         if query.partner is not None:
-            conditions.append(or_(c.requester == query.partner, c.source == query.partner))
+            where("(requester = :partner OR source = :partner)", partner=query.partner)
         if query.visible_to is not None:
-            conditions.append(or_(c.requester == query.visible_to, c.source == query.visible_to))
+            where("(requester = :visible OR source = :visible)", visible=query.visible_to)
         if query.purpose is not None:
-            conditions.append(c.purpose == query.purpose)
+            where("purpose = :purpose", purpose=query.purpose)
         if query.decision is not None:
-            conditions.append(c.decision == str(query.decision))
+            where("decision = :decision", decision=str(query.decision))
         if query.since is not None:
-            conditions.append(c.at >= query.since)
+            where("at >= :since", since=query.since)
         if query.until is not None:
-            conditions.append(c.at < query.until)
+            where("at < :until", until=query.until)
         if query.before_seq is not None:
-            conditions.append(c.seq < query.before_seq)
-        statement = select(t.audit_events).where(and_(true(), *conditions))
-        statement = statement.order_by(c.seq.desc()).limit(limit)
-        return [_record(row) for row in self._conn.execute(statement)]
+            where("seq < :before", before=query.before_seq)
+        statement = _AUDIT_SELECT
+        if conditions:
+            statement += " WHERE " + " AND ".join(conditions)
+        statement += " ORDER BY seq DESC LIMIT :limit"
+        return [_record(row) for row in self._sql.rows(statement, params)]
 
     def stream(self) -> Iterator[AuditRecord]:
         # Keyset batches rather than one server-side cursor: constant memory on both
-        # databases, and no long-lived cursor on SQLite.
+        # databases, and no long-lived cursor.
         last = 0
         while True:
-            rows = (
-                self._conn.execute(
-                    select(t.audit_events)
-                    .where(t.audit_events.c.seq > last)
-                    .order_by(t.audit_events.c.seq)
-                    .limit(_STREAM_BATCH)
-                )
-            ).all()
+            rows = self._sql.rows(
+                f"{_AUDIT_SELECT} WHERE seq > :last ORDER BY seq LIMIT {_STREAM_BATCH}",
+                {"last": last},
+            )
             if not rows:
                 return
             for row in rows:
                 yield _record(row)
-            last = _seq(rows[-1].seq)
+            last = _seq(rows[-1][0])
             if last < 0:
                 return
 
@@ -249,52 +307,88 @@ def _seq(value: object) -> int:
         return -1  # a tampered seq: reported where the chain expected another
 
 
-def _record(row: Row[Any]) -> AuditRecord:
-    m = row._mapping
+def _record(row: Row) -> AuditRecord:
+    (
+        seq,
+        at,
+        kind,
+        requester,
+        source,
+        participant,
+        purpose,
+        actor_role,
+        actor_id,
+        decision,
+        reason,
+        fields_requested,
+        fields_disclosed,
+        withheld,
+        agreement,
+        agreements,
+        consents,
+        disclosure_id,
+        replay_of,
+        prev_hash,
+        hash_,
+    ) = row
     entry = AuditEntry(
-        at=m["at"],
-        kind=m["kind"],
-        requester=m["requester"],
-        source=m["source"],
-        participant=m["participant"],
-        purpose=m["purpose"],
-        actor={"role": m["actor_role"], "id": m["actor_id"]},
-        decision=m["decision"],
-        reason=m["reason"],
-        fields_requested=_json_column(m["fields_requested"]),
-        fields_disclosed=_json_column(m["fields_disclosed"]),
-        withheld=_json_column(m["withheld"]),
-        agreement=m["agreement"],
-        agreements=_json_column(m["agreements"]),
-        consents=_json_column(m["consents"]),
-        disclosure_id=m["disclosure_id"],
-        replay_of=m["replay_of"],
+        at=at,
+        kind=kind,
+        requester=requester,
+        source=source,
+        participant=participant,
+        purpose=purpose,
+        actor={"role": actor_role, "id": actor_id},
+        decision=decision,
+        reason=reason,
+        fields_requested=_json_column(fields_requested),
+        fields_disclosed=_json_column(fields_disclosed),
+        withheld=_json_column(withheld),
+        agreement=agreement,
+        agreements=_json_column(agreements),
+        consents=_json_column(consents),
+        disclosure_id=disclosure_id,
+        replay_of=replay_of,
     )
-    return AuditRecord(_seq(m["seq"]), entry, m["prev_hash"], m["hash"])
+    return AuditRecord(_seq(seq), entry, prev_hash, hash_)
+
+
+_IDEMPOTENCY_COLUMNS = (
+    "partner",
+    "key",
+    "fingerprint",
+    "status",
+    "body",
+    "consent_ids",
+    "audit_seq",
+    "created_at",
+    "expires_at",
+)
 
 
 class SqlIdempotency:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def get(self, partner: PartnerId, key: str) -> StoredAnswer | None:
-        c = t.idempotency.c
-        row = (
-            self._conn.execute(select(t.idempotency).where(c.partner == partner, c.key == key))
-        ).first()
+        row = self._sql.row(
+            f"SELECT {', '.join(_IDEMPOTENCY_COLUMNS)} FROM idempotency "
+            "WHERE partner = :partner AND key = :key",
+            {"partner": partner, "key": key},
+        )
         if row is None:
             return None
-        m = row._mapping
+        partner_, key_, fingerprint, status, body, consent_ids, seq, created, expires = row
         return StoredAnswer(
-            partner=PartnerId(m["partner"]),
-            key=m["key"],
-            fingerprint=m["fingerprint"],
-            status=int(m["status"]),
-            sealed_body=bytes(m["body"]),
-            consent_ids=tuple(json.loads(m["consent_ids"])),
-            audit_seq=int(m["audit_seq"]),
-            created_at=_moment(m["created_at"]),
-            expires_at=_moment(m["expires_at"]),
+            partner=PartnerId(partner_),
+            key=key_,
+            fingerprint=fingerprint,
+            status=int(status),
+            sealed_body=bytes(body),
+            consent_ids=tuple(json.loads(consent_ids)),
+            audit_seq=int(seq),
+            created_at=datetime.fromisoformat(created),
+            expires_at=datetime.fromisoformat(expires),
         )
 
     def put(self, answer: StoredAnswer) -> None:
@@ -310,64 +404,68 @@ class SqlIdempotency:
             "expires_at": _ts(answer.expires_at),
         }
         # Answers are kept 24 hours (CONTRACT.md 3), not a moment longer.
-        self._conn.execute(
-            delete(t.idempotency).where(t.idempotency.c.expires_at < _ts(answer.created_at))
+        self._sql.run(
+            "DELETE FROM idempotency WHERE expires_at < :now", {"now": values["created_at"]}
         )
-        statement = _insert(self._conn, t.idempotency).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["partner", "key"],
-            set_={k: v for k, v in values.items() if k not in {"partner", "key"}},
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _IDEMPOTENCY_COLUMNS[2:])
+        self._sql.run(
+            f"INSERT INTO idempotency ({', '.join(_IDEMPOTENCY_COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in _IDEMPOTENCY_COLUMNS)}) "
+            f"ON CONFLICT (partner, key) DO UPDATE SET {updates}",
+            values,
         )
-        self._conn.execute(statement)
+
+
+_CLIENT_COLUMNS = "client_id, partner, scopes, auth_method, secret_hash, jwks, created_at"
 
 
 class SqlClients:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def add(self, client: ClientRecord) -> None:
-        self._conn.execute(
-            insert(t.clients).values(
-                client_id=client.client_id,
-                partner=client.partner,
-                scopes=" ".join(sorted(client.scopes)),
-                auth_method=client.auth_method,
-                secret_hash=client.secret_hash,
-                jwks=None if client.jwks is None else _dumps(client.jwks),
-                created_at=_ts(client.created_at),
-            )
+        self._sql.run(
+            f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (:client_id, :partner, :scopes, "
+            ":auth_method, :secret_hash, :jwks, :created_at)",
+            {
+                "client_id": client.client_id,
+                "partner": client.partner,
+                "scopes": " ".join(sorted(client.scopes)),
+                "auth_method": client.auth_method,
+                "secret_hash": client.secret_hash,
+                "jwks": None if client.jwks is None else _dumps(client.jwks),
+                "created_at": _ts(client.created_at),
+            },
         )
 
     def get(self, client_id: str) -> ClientRecord | None:
-        row = (
-            self._conn.execute(select(t.clients).where(t.clients.c.client_id == client_id))
-        ).first()
+        row = self._sql.row(
+            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = :id", {"id": client_id}
+        )
         if row is None:
             return None
-        m = row._mapping
+        client_id_, partner, scopes, auth_method, secret_hash, jwks, created = row
         return ClientRecord(
-            client_id=m["client_id"],
-            partner=PartnerId(m["partner"]),
-            scopes=frozenset(m["scopes"].split()),
-            auth_method=m["auth_method"],
-            secret_hash=m["secret_hash"],
-            jwks=None if m["jwks"] is None else json.loads(m["jwks"]),
-            created_at=_moment(m["created_at"]),
+            client_id=client_id_,
+            partner=PartnerId(partner),
+            scopes=frozenset(scopes.split()),
+            auth_method=auth_method,
+            secret_hash=secret_hash,
+            jwks=None if jwks is None else json.loads(jwks),
+            created_at=datetime.fromisoformat(created),
         )
 
 
 class SqlAssertionReplay:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def remember(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
-        c = t.assertion_jtis.c
         # Forget what can no longer be replayed: an expired assertion is refused anyway.
-        self._conn.execute(delete(t.assertion_jtis).where(c.expires_at < _ts(now)))
-        statement = (
-            _insert(self._conn, t.assertion_jtis)
-            .values(client_id=client_id, jti=jti, expires_at=_ts(expires_at))
-            .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+        self._sql.run("DELETE FROM assertion_jtis WHERE expires_at < :now", {"now": _ts(now)})
+        cursor = self._sql.run(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) "
+            "VALUES (:client_id, :jti, :expires_at) ON CONFLICT (client_id, jti) DO NOTHING",
+            {"client_id": client_id, "jti": jti, "expires_at": _ts(expires_at)},
         )
-        result = self._conn.execute(statement)
-        return bool(result.rowcount == 1)
+        return bool(cursor.rowcount == 1)

@@ -62,4 +62,4 @@ async def verify_log(db: Database) -> ChainReport:
                 break
         return verifier.report()
 
-    return await db.read(verify)
+    return await db.scan(verify)
