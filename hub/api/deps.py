@@ -15,7 +15,8 @@ from hub.domain.principal import Principal, Scope
 from hub.policy.decide import BRUSSELS
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
     found: Container = request.app.state.container
     return found
 
