@@ -1,0 +1,129 @@
+"""The Database port on SQLite: group commit, savepoints, and what a failure keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.db import migrate
+from hub.db.database import SqlDatabase, create_engine
+from hub.domain.audit import AuditEntry, AuditRecord, verify_chain
+from hub.domain.errors import ServiceUnavailableError
+from hub.ports import UnitOfWork
+
+
+def _entry(n: int) -> AuditEntry:
+    return AuditEntry(
+        at="2026-06-15T10:00:00.000000Z",
+        kind="exchange",
+        requester="gtb",
+        source="vdab",
+        participant=f"{n:064x}",
+        purpose="trajectory-coordination",
+        actor={"role": "casemanager-work", "id": f"actor-{n}"},
+        decision="denied",
+        reason="nothing-disclosed",
+        fields_requested=["trajectory.status"],
+        fields_disclosed=[],
+        withheld=[{"field": "trajectory.status", "reason": "field-not-allowed"}],
+        agreement=None,
+        agreements=[],
+        consents=[],
+        disclosure_id=None,
+    )
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    migrate.upgrade(url)
+    database = SqlDatabase(create_engine(url))
+    yield database
+    await database.dispose()
+
+
+def _append(n: int) -> object:
+    return lambda uow: uow.audit.append(_entry(n))
+
+
+async def _log(db: SqlDatabase) -> list[AuditRecord]:
+    return await db.scan(lambda uow: list(uow.audit.stream()))
+
+
+async def test_concurrent_writes_share_commits_and_keep_submission_order(
+    db: SqlDatabase,
+) -> None:
+    records = await asyncio.gather(*(db.write(_append(n)) for n in range(200)))
+    assert [r.seq for r in records] == list(range(1, 201))
+    stored = await _log(db)
+    assert [r.entry.actor["id"] for r in stored] == [f"actor-{n}" for n in range(200)]
+    assert verify_chain(stored).ok
+
+
+async def test_a_failing_transaction_is_undone_alone(db: SqlDatabase) -> None:
+    def fails(uow: UnitOfWork) -> None:
+        uow.audit.append(_entry(99))
+        raise ValueError("the use case refused")
+
+    first, failed, last = await asyncio.gather(
+        db.write(_append(1)), db.write(fails), db.write(_append(2)), return_exceptions=True
+    )
+    assert isinstance(failed, ValueError)
+    assert isinstance(first, AuditRecord)
+    assert isinstance(last, AuditRecord)
+    assert (first.seq, last.seq) == (1, 2)
+    stored = await _log(db)
+    assert [r.entry.actor["id"] for r in stored] == ["actor-1", "actor-2"]
+    assert verify_chain(stored).ok
+
+
+async def test_a_database_error_loses_the_whole_group_and_nothing_answers(
+    db: SqlDatabase,
+) -> None:
+    def broken(uow: UnitOfWork) -> None:
+        uow.audit.append(_entry(3))
+        raise sqlite3.OperationalError("disk I/O error")
+
+    outcomes = await asyncio.gather(
+        db.write(_append(1)), db.write(broken), db.write(_append(2)), return_exceptions=True
+    )
+    assert all(isinstance(o, ServiceUnavailableError) for o in outcomes)
+    assert await _log(db) == []
+    # It recovers by itself: the next write starts on a fresh connection.
+    record = await db.write(_append(4))
+    assert record.seq == 1
+    assert verify_chain(await _log(db)).ok
+
+
+async def test_a_read_sees_every_write_that_returned(db: SqlDatabase) -> None:
+    for n in range(5):
+        record = await db.write(_append(n))
+        seen = await db.read(lambda uow, seq=record.seq: uow.audit.get(seq))
+        assert seen == record
+
+
+async def test_a_cancelled_caller_whose_work_had_not_begun_changes_nothing(
+    db: SqlDatabase,
+) -> None:
+    kept = asyncio.ensure_future(db.write(_append(1)))
+    dropped = asyncio.ensure_future(db.write(_append(2)))
+    await asyncio.sleep(0)  # both are queued; the committer has not run yet
+    dropped.cancel()
+    assert (await kept).seq == 1
+    assert [r.entry.actor["id"] for r in await _log(db)] == ["actor-1"]
+
+
+async def test_after_dispose_every_call_is_unavailable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    migrate.upgrade(url)
+    database = SqlDatabase(create_engine(url))
+    await database.write(_append(1))
+    await database.dispose()
+    with pytest.raises(ServiceUnavailableError):
+        await database.write(_append(2))
+    with pytest.raises(ServiceUnavailableError):
+        await database.read(lambda uow: uow.audit.get(1))
