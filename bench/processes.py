@@ -150,7 +150,9 @@ def hub_env(workdir: Path, policy_dir: Path) -> dict[str, str]:
         "KETENHUB_POLICY_DIR": str(policy_dir),
         "KETENHUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}",
         "KETENHUB_KEY_DIR": str(workdir / "keys"),
-        "KETENHUB_LOG_LEVEL": "warning",
+        # As in production: one JSON event per exchange (to the log file).
+        "KETENHUB_LOG_LEVEL": "info",
+        "KETENHUB_LOG_FORMAT": "json",
     }
 
 
