@@ -130,9 +130,8 @@ class ConsentService:
             return replace(consent, revoked_at=now), True
 
         consent, changed = await self._db.write(revoke)
-        if not changed:
-            return consent
-        log.info("consent_revoked", recipient=consent.recipient, purpose=consent.purpose)
+        if changed:
+            log.info("consent_revoked", recipient=consent.recipient, purpose=consent.purpose)
         return consent
 
 
