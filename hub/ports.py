@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from consent.model import Consent
-from hub.domain.audit import AuditEntry, AuditRecord
+from hub.domain.audit import AuditEntry, AuditRecord, ChainReport
 from hub.domain.exchange import Outcome
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 
@@ -138,6 +138,10 @@ class AuditRepository(Protocol):
 
     def stream(self) -> Iterator[AuditRecord]:
         """Every record in ``seq`` order, as stored."""
+
+    def verify(self) -> ChainReport:
+        """``hub.domain.audit``'s chain check of every record as stored, as one
+        ``ChainVerifier`` fed ``stream()`` would report it (possibly in several processes)."""
 
 
 class IdempotencyRepository(Protocol):

@@ -11,11 +11,42 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from json.encoder import encode_basestring_ascii
+from typing import Any, Final
 
 GENESIS = "0" * 64
+
+STORED_MEMBERS: Final = (
+    "seq",
+    "at",
+    "kind",
+    "requester",
+    "source",
+    "participant",
+    "purpose",
+    "actor_role",
+    "actor_id",
+    "decision",
+    "reason",
+    "fields_requested",
+    "fields_disclosed",
+    "withheld",
+    "agreement",
+    "agreements",
+    "consents",
+    "disclosure_id",
+    "replay_of",
+    "prev_hash",
+    "hash",
+)
+"""A record's stored form, as ``ChainVerifier.feed_stored`` takes it: a row of these
+members in this order, the actor in two members and each list member as the compact,
+key-sorted JSON text the hub writes."""
+
+StoredRow = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +151,24 @@ class ChainReport:
 class ChainVerifier:
     """Folds records in stored order; ``feed`` stops being useful after the first fault.
 
-    Incremental so that a log of millions of rows is checked while it streams.
+    Incremental so that a log of millions of rows is checked while it streams. It may
+    start inside the log (``expected_seq``, ``prev``): ``join_segments`` then says what
+    stretches checked apart prove together.
     """
 
-    def __init__(self) -> None:
-        self._expected_seq = 1
-        self._prev = GENESIS
+    def __init__(self, *, expected_seq: int = 1, prev: str | None = GENESIS) -> None:
+        self._expected_seq = expected_seq
+        self._prev = prev if prev is not None and _HEX64.fullmatch(prev) else None
+        """What a record's ``prev_hash`` must be: the hash of the last record accepted, or
+        the start it was given; hex or None (no start known: nothing links to it)."""
         self._count = 0
         self.fault: tuple[int, str] | None = None
+        self._texts = _TextMemo()
+        self._lists = _ListMemo()
+
+    @property
+    def expected_seq(self) -> int:
+        return self._expected_seq
 
     def feed(self, record: AuditRecord) -> bool:
         if self.fault is not None:
@@ -136,24 +177,186 @@ class ChainVerifier:
         expected = self._expected_seq
         if record.seq != expected:
             # The record standing where seq `expected` belongs is wrong (or missing).
-            self.fault = (expected, f"expected seq {expected}, found {record.seq}")
+            self.fault = (expected, _wrong_seq(expected, record.seq))
         elif record.prev_hash != self._prev:
-            self.fault = (record.seq, "prev_hash does not match the previous record")
+            self.fault = (record.seq, _BROKEN_LINK)
         elif chain_hash(record.seq, record.entry, record.prev_hash) != record.hash:
-            self.fault = (record.seq, "the record's content does not match its hash")
+            self.fault = (record.seq, _CHANGED)
         else:
             self._expected_seq += 1
             self._prev = record.hash
             return True
         return False
 
+    def feed_stored(
+        self, rows: Iterable[StoredRow], decode: Callable[[StoredRow], AuditRecord]
+    ) -> bool:
+        """``feed`` for rows in the stored form (``STORED_MEMBERS``), without decoding them.
+
+        A row whose seq, link and hash check out on its stored text is taken as it is;
+        any other row is decoded with ``decode`` (the store's own reading of a row) and
+        fed, so that faults, and anything the hub did not write itself, are judged and
+        reported exactly as ``feed`` does.
+        """
+        if self.fault is not None:
+            return False
+        expected, prev, count = self._expected_seq, self._prev, self._count
+        texts, lists, quote, sha256 = self._texts, self._lists, encode_basestring_ascii, _SHA256
+        for row in rows:
+            # ``_stored_body`` written out: this loop is the whole cost of verifying a log.
+            try:
+                (
+                    seq, at, kind, requester, source, participant, purpose, actor_role,
+                    actor_id, decision, reason, fields_requested, fields_disclosed, withheld,
+                    agreement, agreements, consents, disclosure_id, replay_of, prev_hash, hash_,
+                ) = row  # fmt: skip
+                if (
+                    seq == expected
+                    and prev_hash == prev  # a hash this verifier checked, or hex it was given
+                    and type(seq) is int
+                    and type(decision) is str
+                    and (replay_of is None or type(replay_of) is int)
+                ):
+                    digest = sha256.copy()
+                    digest.update(
+                        f'{{"actor":{{"id":{texts[actor_id]},"role":{texts[actor_role]}}},'
+                        f'"agreement":{texts[agreement]},"agreements":{lists[agreements]},'
+                        f'"at":{quote(at)},"consents":{lists[consents]},'
+                        f'"decision":{texts[decision]},"disclosure_id":'
+                        f"{'null' if disclosure_id is None else quote(disclosure_id)},"
+                        f'"fields_disclosed":{lists[fields_disclosed]},'
+                        f'"fields_requested":{lists[fields_requested]},"kind":{texts[kind]},'
+                        f'"participant":{quote(participant)},"prev_hash":"{prev_hash}",'
+                        f'"purpose":{texts[purpose]},"reason":{texts[reason]},'
+                        f'"replay_of":{"null" if replay_of is None else replay_of},'
+                        f'"requester":{texts[requester]},"seq":{seq},"source":{texts[source]},'
+                        f'"withheld":{lists[withheld]}}}'.encode()
+                    )
+                    if digest.hexdigest() == hash_:
+                        expected += 1
+                        prev = hash_
+                        count += 1
+                        continue
+            except (TypeError, ValueError, RecursionError):
+                pass  # not as the hub writes it: judged on its decoded form
+            self._expected_seq, self._prev, self._count = expected, prev, count
+            if not self.feed(decode(row)):
+                return False
+            expected, prev, count = self._expected_seq, self._prev, self._count
+        self._expected_seq, self._prev, self._count = expected, prev, count
+        return True
+
     def report(self) -> ChainReport:
+        head = "" if self._prev is None else self._prev
         if self.fault is None:
-            return ChainReport(ok=True, entries=self._count, head=self._prev)
+            return ChainReport(ok=True, entries=self._count, head=head)
         seq, problem = self.fault
         return ChainReport(
-            ok=False, entries=self._count, head=self._prev, first_bad_seq=seq, problem=problem
+            ok=False, entries=self._count, head=head, first_bad_seq=seq, problem=problem
         )
+
+
+_BROKEN_LINK = "prev_hash does not match the previous record"
+_CHANGED = "the record's content does not match its hash"
+
+
+def _wrong_seq(expected: int, found: object) -> str:
+    return f"expected seq {expected}, found {found}"
+
+
+class _TextMemo(dict[str | None, str]):
+    """A text member (or None) as canonical JSON; anything else is not the hub's."""
+
+    def __init__(self) -> None:
+        super().__init__({None: "null"})
+
+    def __missing__(self, key: object) -> str:
+        if type(key) is not str:
+            raise TypeError(key)
+        if len(self) > _MEMO_LIMIT:
+            self.clear()
+            self[None] = "null"
+        value = self[key] = encode_basestring_ascii(key)
+        return value
+
+
+class _ListMemo(dict[str, str]):
+    """Stored list members that are already canonical JSON, as themselves.
+
+    Only text that encodes back to itself is taken: anything else (other spacing or
+    key order, escapes, not JSON) raises, and the row is judged on its decoded form.
+    """
+
+    def __missing__(self, key: object) -> str:
+        if type(key) is not str:
+            raise TypeError(key)
+        if _PLAIN_LIST.fullmatch(key) is None:
+            decoded = json.loads(key)
+            if not isinstance(decoded, list) or _canonical_json(_members(decoded)) != key:
+                raise ValueError(key)
+        if len(self) > _MEMO_LIMIT:
+            self.clear()
+        self[key] = key
+        return key
+
+
+_MEMO_LIMIT = 200_000
+_SHA256 = hashlib.sha256()
+"""Copied per record: cheaper than making a new one."""
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_PLAIN = r'"[ !#-\[\]-~]*"'
+_PLAIN_LIST = re.compile(rf"\[(?:{_PLAIN}(?:,{_PLAIN})*)?\]")
+"""A JSON list of strings that need no escaping: its own canonical form."""
+
+
+def _members(value: Iterable[object]) -> list[object]:
+    """A list member as ``canonical`` sees it."""
+    return [dict(w) if isinstance(w, dict) else w for w in value]
+
+
+def _canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def stored_chain_hash(row: StoredRow) -> str:
+    """``chain_hash`` of a row in the stored form (``STORED_MEMBERS``; the hash member is
+    not read) whose members are as the hub writes them.
+
+    Raises ``TypeError`` or ``ValueError`` for a member the hub would not have written.
+    """
+    return hashlib.sha256(_stored_body(row, _TextMemo(), _ListMemo()).encode()).hexdigest()
+
+
+def _stored_body(row: StoredRow, texts: _TextMemo, lists: _ListMemo) -> str:
+    """``canonical`` of a stored row, assembled from its stored text without decoding it.
+
+    These are the bytes ``json.dumps`` makes of the decoded record: each text through the
+    encoder's own ``encode_basestring_ascii``, each list member only when it is its own
+    canonical JSON. Raises ``TypeError`` or ``ValueError`` for anything else.
+    """
+    (
+        seq, at, kind, requester, source, participant, purpose, actor_role, actor_id,
+        decision, reason, fields_requested, fields_disclosed, withheld, agreement,
+        agreements, consents, disclosure_id, replay_of, prev_hash, _,
+    ) = row  # fmt: skip
+    if type(seq) is not int or type(decision) is not str:
+        raise TypeError(seq)  # canonical takes str(decision)
+    if replay_of is not None and type(replay_of) is not int:
+        raise TypeError(replay_of)
+    quote = encode_basestring_ascii
+    return (
+        f'{{"actor":{{"id":{quote(actor_id)},"role":{texts[actor_role]}}},'
+        f'"agreement":{texts[agreement]},"agreements":{lists[agreements]},'
+        f'"at":{quote(at)},"consents":{lists[consents]},"decision":{texts[decision]},'
+        f'"disclosure_id":{"null" if disclosure_id is None else quote(disclosure_id)},'
+        f'"fields_disclosed":{lists[fields_disclosed]},'
+        f'"fields_requested":{lists[fields_requested]},"kind":{texts[kind]},'
+        f'"participant":{quote(participant)},"prev_hash":{quote(prev_hash)},'
+        f'"purpose":{texts[purpose]},"reason":{texts[reason]},'
+        f'"replay_of":{"null" if replay_of is None else replay_of},'
+        f'"requester":{texts[requester]},"seq":{seq},"source":{texts[source]},'
+        f'"withheld":{lists[withheld]}}}'
+    )
 
 
 def verify_chain(records: Iterable[AuditRecord]) -> ChainReport:
@@ -162,3 +365,57 @@ def verify_chain(records: Iterable[AuditRecord]) -> ChainReport:
         if not verifier.feed(record):
             break
     return verifier.report()
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of the log checked on its own, by a ``ChainVerifier`` that assumed it
+    starts at ``start_seq`` after a record whose hash is ``start_prev`` (the hash stored
+    on seq ``start_seq - 1``, None when there is no such text)."""
+
+    start_seq: int
+    start_prev: str | None
+    report: ChainReport
+    """What that verifier reported: it stops at the stretch's first fault."""
+    end_seq: int
+    """The seq the verifier expected next when it stopped."""
+    first_seq: int | None
+    """The first record's seq as read, None when the stretch is empty."""
+    first_prev_hash: str | None
+    """The first record's ``prev_hash`` when it is text."""
+
+
+def join_segments(segments: Iterable[Segment]) -> ChainReport | None:
+    """What one ``ChainVerifier`` fed every stretch in order would report.
+
+    A stretch whose assumed start is where the ones before it ended is taken as checked.
+    Otherwise its first record is judged against the true start: it cannot then pass
+    (the assumed start is the true one whenever it could), so it is the first fault.
+    None when the stretches cannot tell, which the checks above leave for a damaged
+    log only; the caller then folds the whole log in one pass.
+    """
+    expected, prev, count = 1, GENESIS, 0
+    for segment in segments:
+        if segment.first_seq is None:
+            continue
+        if segment.start_seq == expected and segment.start_prev == prev:
+            count += segment.report.entries
+            if not segment.report.ok:
+                return ChainReport(
+                    ok=False,
+                    entries=count,
+                    head=segment.report.head,
+                    first_bad_seq=segment.report.first_bad_seq,
+                    problem=segment.report.problem,
+                )
+            expected, prev = segment.end_seq, segment.report.head
+            continue
+        count += 1
+        if segment.first_seq != expected:
+            bad, problem = expected, _wrong_seq(expected, segment.first_seq)
+        elif segment.first_prev_hash != prev:
+            bad, problem = segment.first_seq, _BROKEN_LINK
+        else:
+            return None
+        return ChainReport(ok=False, entries=count, head=prev, first_bad_seq=bad, problem=problem)
+    return ChainReport(ok=True, entries=count, head=prev)

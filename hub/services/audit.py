@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.domain.audit import AuditRecord, ChainReport, ChainVerifier
+from hub.domain.audit import AuditRecord, ChainReport
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.domain.principal import Principal
-from hub.ports import AuditQuery, Database, KeyRing, UnitOfWork
+from hub.ports import AuditQuery, Database, KeyRing
 from hub.services.paging import Page, check_limit, decode_position, encode_cursor
 
 
@@ -53,13 +53,5 @@ class AuditService:
 
 
 async def verify_log(db: Database) -> ChainReport:
-    """Stream the whole log through the chain check (also used offline by the CLI)."""
-
-    def verify(uow: UnitOfWork) -> ChainReport:
-        verifier = ChainVerifier()
-        for record in uow.audit.stream():
-            if not verifier.feed(record):
-                break
-        return verifier.report()
-
-    return await db.scan(verify)
+    """The chain check over the whole log (also used offline by the CLI)."""
+    return await db.scan(lambda uow: uow.audit.verify())
