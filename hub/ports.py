@@ -136,6 +136,13 @@ class AuditRepository(Protocol):
     def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         """Newest first."""
 
+    def counts(
+        self, *, since: str, until: str, visible_to: PartnerId | None = None
+    ) -> Sequence[tuple[str, str, int]]:
+        """``(requester, decision, records)`` for the records with ``since <= at < until``
+        (stored timestamps), by requester then decision; with ``visible_to``, only those
+        where that partner is requester or source."""
+
     def stream(self) -> Iterator[AuditRecord]:
         """Every record in ``seq`` order, as stored."""
 

@@ -252,11 +252,34 @@ class SqlAudit:
             where("at < :until", until=query.until)
         if query.before_seq is not None:
             where("seq < :before", before=query.before_seq)
-        statement = _AUDIT_SELECT
+        # The page's seqs first, from an index where one covers the conditions (a
+        # participant's, a period's), then only those records: not a whole period's
+        # records read to be sorted.
+        chosen = "SELECT seq FROM audit_events"
         if conditions:
-            statement += " WHERE " + " AND ".join(conditions)
-        statement += " ORDER BY seq DESC LIMIT :limit"
+            chosen += " WHERE " + " AND ".join(conditions)
+        # A closed period may lie anywhere in the past: walking the log back from its
+        # newest record to reach it (what PostgreSQL plans, counting on an even spread)
+        # reads everything after it. "+seq" is not the key's order, so the period's
+        # records come from ix_audit_time and only its newest are kept.
+        by_time = query.until is not None and query.participant is None
+        chosen += f" ORDER BY {'+seq' if by_time else 'seq'} DESC LIMIT :limit"
+        statement = f"{_AUDIT_SELECT} WHERE seq IN ({chosen}) ORDER BY seq DESC"
         return [_record(row) for row in self._sql.rows(statement, params)]
+
+    def counts(
+        self, *, since: str, until: str, visible_to: PartnerId | None = None
+    ) -> Sequence[tuple[str, str, int]]:
+        statement = (
+            "SELECT requester, decision, count(*) FROM audit_events "
+            "WHERE at >= :since AND at < :until"
+        )
+        params: dict[str, Any] = {"since": since, "until": until}
+        if visible_to is not None:
+            statement += " AND (requester = :visible OR source = :visible)"
+            params["visible"] = visible_to
+        statement += " GROUP BY requester, decision ORDER BY requester, decision"
+        return [(str(r), str(d), int(n)) for r, d, n in self._sql.rows(statement, params)]
 
     def stream(self) -> Iterator[AuditRecord]:
         for rows in self._batches():

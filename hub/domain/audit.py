@@ -318,13 +318,25 @@ def _canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def stored_chain_hash(row: StoredRow) -> str:
-    """``chain_hash`` of a row in the stored form (``STORED_MEMBERS``; the hash member is
-    not read) whose members are as the hub writes them.
+class StoredHasher:
+    """``chain_hash`` of rows in the stored form (``STORED_MEMBERS``; the ``hash`` member
+    is not read) whose members are as the hub writes them; it remembers the texts seen.
 
     Raises ``TypeError`` or ``ValueError`` for a member the hub would not have written.
     """
-    return hashlib.sha256(_stored_body(row, _TextMemo(), _ListMemo()).encode()).hexdigest()
+
+    def __init__(self) -> None:
+        self._texts = _TextMemo()
+        self._lists = _ListMemo()
+
+    def __call__(self, row: StoredRow) -> str:
+        body = _stored_body(row, self._texts, self._lists)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def stored_chain_hash(row: StoredRow) -> str:
+    """``StoredHasher`` for one row."""
+    return StoredHasher()(row)
 
 
 def _stored_body(row: StoredRow, texts: _TextMemo, lists: _ListMemo) -> str:
