@@ -258,14 +258,31 @@ class SqlAudit:
         chosen = "SELECT seq FROM audit_events"
         if conditions:
             chosen += " WHERE " + " AND ".join(conditions)
-        # A closed period may lie anywhere in the past: walking the log back from its
-        # newest record to reach it (what PostgreSQL plans, counting on an even spread)
-        # reads everything after it. "+seq" is not the key's order, so the period's
-        # records come from ix_audit_time and only its newest are kept.
-        by_time = query.until is not None and query.participant is None
+        # Walking the log back from its newest record finds a period that reaches it at
+        # once, but reads everything after a period that ends earlier: what PostgreSQL
+        # plans for an old day, counting on an even spread. There "+seq", which is not
+        # the key's order, has the period's records found by ix_audit_time instead.
+        by_time = query.participant is None and not self._reaches_newest(query)
         chosen += f" ORDER BY {'+seq' if by_time else 'seq'} DESC LIMIT :limit"
         statement = f"{_AUDIT_SELECT} WHERE seq IN ({chosen}) ORDER BY seq DESC"
         return [_record(row) for row in self._sql.rows(statement, params)]
+
+    def _reaches_newest(self, query: AuditQuery) -> bool:
+        """Whether the period asked for holds the newest record the page could show."""
+        if query.since is None and query.until is None:
+            return True
+        statement = "SELECT at FROM audit_events"
+        params: dict[str, Any] = {}
+        if query.before_seq is not None:
+            statement += " WHERE seq < :before"
+            params["before"] = query.before_seq
+        newest = self._sql.row(statement + " ORDER BY seq DESC LIMIT 1", params)
+        if newest is None or not isinstance(newest[0], str):
+            return True
+        at = newest[0]
+        return (query.since is None or query.since <= at) and (
+            query.until is None or at < query.until
+        )
 
     def counts(
         self, *, since: str, until: str, visible_to: PartnerId | None = None
@@ -294,7 +311,7 @@ class SqlAudit:
         together. What the stretches cannot tell (a damaged log) is checked in one pass.
         """
         top = self._sql.row("SELECT max(seq) FROM audit_events")
-        helpers = _helper_count(top[0] if top is not None else None)
+        helpers = _helper_count(top[0] if top is not None else None) if sys.executable else 0
         target = _reopen_target(self._sql) if helpers else None
         if target is not None and top is not None:
             report = _verify_stretches(self._sql, target, top[0], helpers)
@@ -433,6 +450,9 @@ def _verify_stretches(sql: Sql, target: str, top: int, helpers: int) -> ChainRep
     try:
         while (index := stretches.take()) is not None:
             stretches.check(sql, index)
+    except BaseException:
+        stretches.needed = 0  # the helpers stop at their next stretch
+        raise
     finally:
         for driver in drivers:
             driver.join()
