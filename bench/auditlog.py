@@ -561,9 +561,17 @@ async def _officer_queries(url: str, quick: bool) -> dict[str, float]:
     }
 
 
+def _into_page_cache(path: Path) -> None:
+    """Read the file once: a hub's log is in memory, not wherever the last run left it."""
+    with path.open("rb") as file:
+        while file.read(1 << 23):
+            pass
+
+
 def run_officer(*, quick: bool) -> Figures:
     n = 1_000_000 if quick else 10_000_000
     path, generate_s, cached = sqlite_log(n)
+    _into_page_cache(path)
     figures: Figures = {"entries": n}
     figures.update(asyncio.run(_officer_queries(f"sqlite:///{path}", quick)))
     with pg_cluster() as cluster:
@@ -579,7 +587,8 @@ def run_officer(*, quick: bool) -> Figures:
         "shared_buffers 2GB), loaded by COPY FREEZE, then ANALYZE. Through Database.read; "
         "history: 500 random participants' 51 newest; day: 60 random UTC days' 51 newest; "
         "aggregate: records per requester and decision over 10 random 30-day windows "
-        "(quick: 200, 30, 5). Warm: the log in the page cache."
+        "(quick: 200, 30, 5). Warm: the SQLite file read into the page cache first, "
+        "PostgreSQL's just written."
     )
     return figures
 

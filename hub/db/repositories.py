@@ -252,19 +252,18 @@ class SqlAudit:
             where("at < :until", until=query.until)
         if query.before_seq is not None:
             where("seq < :before", before=query.before_seq)
-        # The page's seqs first, from an index where one covers the conditions (a
-        # participant's, a period's), then only those records: not a whole period's
-        # records read to be sorted.
-        chosen = "SELECT seq FROM audit_events"
-        if conditions:
-            chosen += " WHERE " + " AND ".join(conditions)
-        # Walking the log back from its newest record finds a period that reaches it at
-        # once, but reads everything after a period that ends earlier: what PostgreSQL
-        # plans for an old day, counting on an even spread. There "+seq", which is not
-        # the key's order, has the period's records found by ix_audit_time instead.
-        by_time = query.participant is None and not self._reaches_newest(query)
-        chosen += f" ORDER BY {'+seq' if by_time else 'seq'} DESC LIMIT :limit"
-        statement = f"{_AUDIT_SELECT} WHERE seq IN ({chosen}) ORDER BY seq DESC"
+        matching = " WHERE " + " AND ".join(conditions) if conditions else ""
+        if query.participant is not None or self._reaches_newest(query):
+            # The participant's index, or the key walked back from the newest record,
+            # meets the page's records in order: the first `limit` found are the page.
+            statement = f"{_AUDIT_SELECT}{matching} ORDER BY seq DESC LIMIT :limit"
+        else:
+            # A period that ends before the newest record: walking the log back to it
+            # (what PostgreSQL plans, counting on an even spread) reads everything after
+            # it. Its seqs come from ix_audit_time instead ("+seq" is not the key's
+            # order), the newest kept, and only those records are read.
+            chosen = f"SELECT seq FROM audit_events{matching} ORDER BY +seq DESC LIMIT :limit"
+            statement = f"{_AUDIT_SELECT} WHERE seq IN ({chosen}) ORDER BY seq DESC"
         return [_record(row) for row in self._sql.rows(statement, params)]
 
     def _reaches_newest(self, query: AuditQuery) -> bool:
