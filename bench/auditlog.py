@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ from hub.policy.loader import load_policy_dir
 from hub.ports import AuditQuery
 from hub.services.audit import verify_log
 
-VERSION = "auditlog-1"
+VERSION = "auditlog-2"
 """Part of every cached log's name: change it when what is generated changes."""
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "var" / "bench"
@@ -72,6 +73,7 @@ SAMPLE_CHECK = 10_000
 
 _COLUMNS = ", ".join(STORED_MEMBERS)
 _HASH = STORED_MEMBERS.index("hash")
+_PREV = STORED_MEMBERS.index("prev_hash")
 
 
 def _json(value: object) -> str:
@@ -112,6 +114,7 @@ def _subsets(fields: list[str]) -> list[list[str]]:
     return picked
 
 
+@cache
 def _kinds() -> list[_Kind]:
     policy = load_policy_dir(ROOT / "policies")
     kinds: list[_Kind] = []
@@ -246,47 +249,52 @@ def _uuid(bits: int) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
-def generate(n: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The ``n`` records of the log in batches, in the stored form, chained."""
-    rng = random.Random(SEED)
-    kinds = _kinds()
-    people = [
+@cache
+def _people() -> list[str]:
+    return [
         hashlib.sha256(f"ketenhub-bench-participant-{i}".encode()).hexdigest()
         for i in range(PARTICIPANTS)
     ]
-    consents: dict[tuple[int, str], str] = {}
-    hasher = StoredHasher()
-    prev = GENESIS
-    seq = 0
-    for day, count in _day_counts(n):
-        usable = [k for k in kinds if k.valid[0] <= day <= (k.valid[1] or day)]
-        cumulative: list[float] = []
-        running = 0.0
-        for k in usable:
-            running += k.weight
-            cumulative.append(running)
-        # Office hours, 06:00 to 18:00 UTC, evenly: written out, format_timestamp's form.
-        step_us = 12 * 3600 * 1_000_000 // max(count, 1)
-        prefix = day.isoformat()
-        picks = rng.choices(usable, cum_weights=cumulative, k=count)
-        batch: list[tuple[Any, ...]] = []
-        draw, bits = rng.random, rng.getrandbits
-        for i, k in enumerate(picks):
-            seq += 1
-            who = int(draw() * PARTICIPANTS)
-            seconds, micros = divmod(6 * 3600 * 1_000_000 + i * step_us, 1_000_000)
-            minutes, second = divmod(seconds, 60)
-            at = f"{prefix}T{minutes // 60:02d}:{minutes % 60:02d}:{second:02d}.{micros:06d}Z"
-            kind, replay_of = k.kind, None
-            if k.decision == "disclosed" and draw() < 0.04 and seq > 10:
-                kind, replay_of = "replay", seq - 1 - int(draw() * min(seq - 1, 5000))
-            consent = "[]"
-            if k.consent_of is not None:
-                key = (who, k.consent_of)
-                if key not in consents:
-                    consents[key] = _uuid(bits(128))
-                consent = f'["{consents[key]}"]'
-            row = (
+
+
+@cache
+def _consent_id(who: int, agreement: str) -> str:
+    """One consent per participant and agreement, whichever day it is used on."""
+    digest = hashlib.blake2b(f"{who}/{agreement}".encode(), digest_size=16).digest()
+    return _uuid(int.from_bytes(digest))
+
+
+def _day_rows(day_index: int, day: date, count: int, first_seq: int) -> list[list[Any]]:
+    """One day's records, all but their links (``prev_hash``, ``hash``): no chain yet."""
+    rng = random.Random(SEED * 1000 + day_index)
+    usable = [k for k in _kinds() if k.valid[0] <= day <= (k.valid[1] or day)]
+    cumulative: list[float] = []
+    running = 0.0
+    for k in usable:
+        running += k.weight
+        cumulative.append(running)
+    # Office hours, 06:00 to 18:00 UTC, evenly: written out, format_timestamp's form.
+    step_us = 12 * 3600 * 1_000_000 // max(count, 1)
+    prefix = day.isoformat()
+    people = _people()
+    draw, bits = rng.random, rng.getrandbits
+    rows: list[list[Any]] = []
+    for i, k in enumerate(rng.choices(usable, cum_weights=cumulative, k=count)):
+        seq = first_seq + i
+        who = int(draw() * PARTICIPANTS)
+        seconds, micros = divmod(6 * 3600 * 1_000_000 + i * step_us, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        at = f"{prefix}T{minutes // 60:02d}:{minutes % 60:02d}:{second:02d}.{micros:06d}Z"
+        if seq % SAMPLE_CHECK == 1:
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            moment += timedelta(microseconds=6 * 3600 * 1_000_000 + i * step_us)
+            assert format_timestamp(moment) == at
+        kind, replay_of = k.kind, None
+        if k.decision == "disclosed" and draw() < 0.04 and seq > 10:
+            kind, replay_of = "replay", seq - 1 - int(draw() * min(seq - 1, 5000))
+        consent = "[]" if k.consent_of is None else f'["{_consent_id(who, k.consent_of)}"]'
+        rows.append(
+            [
                 seq,
                 at,
                 kind,
@@ -306,23 +314,33 @@ def generate(n: int) -> Iterator[list[tuple[Any, ...]]]:
                 consent,
                 _uuid(bits(128)) if k.decision == "disclosed" else None,
                 replay_of,
-                prev,
                 None,
-            )
-            prev = hasher(row)
-            row = (*row[:_HASH], prev)
-            if seq % SAMPLE_CHECK == 1:
-                record = _record(row)
-                assert chain_hash(seq, record.entry, record.prev_hash) == prev
-                moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                moment += timedelta(microseconds=6 * 3600 * 1_000_000 + i * step_us)
-                assert format_timestamp(moment) == at
-            batch.append(row)
-            if len(batch) == 50_000:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+                None,
+            ]
+        )
+    return rows
+
+
+def generate(n: int) -> Iterator[list[list[Any]]]:
+    """The ``n`` records of the log, a day at a time, in the stored form, chained."""
+    hasher = StoredHasher()
+    prev, first = GENESIS, 1
+    for index, (day, count) in enumerate(_day_counts(n)):
+        rows = _day_rows(index, day, count, first)
+        first += count
+        prev = _link(rows, prev, hasher)
+        yield rows
+
+
+def _link(rows: list[list[Any]], prev: str, hasher: StoredHasher) -> str:
+    """Chain ``rows`` after a record whose hash is ``prev``; the last one's hash."""
+    for row in rows:
+        row[_PREV] = prev
+        prev = row[_HASH] = hasher(row)
+        if row[0] % SAMPLE_CHECK == 1:
+            record = _record(tuple(row))
+            assert chain_hash(record.seq, record.entry, record.prev_hash) == prev
+    return prev
 
 
 # -- SQLite, cached ---------------------------------------------------------------
@@ -339,7 +357,7 @@ def sqlite_log(n: int) -> tuple[Path, float, bool]:
     if path.exists() and meta.exists():
         migrate.upgrade(f"sqlite:///{path}")  # a log kept from before a migration: now
         return path, float(json.loads(meta.read_text())["generate_s"]), True
-    for stale in CACHE.glob(f"*-{n}.db*"):
+    for stale in CACHE.glob(f"*-{n}.*"):
         stale.unlink()
     building = path.with_suffix(".building")
     building.unlink(missing_ok=True)
