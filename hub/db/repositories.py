@@ -27,6 +27,7 @@ from typing import Any
 from consent.model import Consent
 from hub.domain.audit import (
     GENESIS,
+    STORED_MEMBERS,
     AuditEntry,
     AuditRecord,
     ChainReport,
@@ -178,29 +179,8 @@ def _consent(row: Row) -> Consent:
     )
 
 
-_AUDIT_COLUMNS = (
-    "seq",
-    "at",
-    "kind",
-    "requester",
-    "source",
-    "participant",
-    "purpose",
-    "actor_role",
-    "actor_id",
-    "decision",
-    "reason",
-    "fields_requested",
-    "fields_disclosed",
-    "withheld",
-    "agreement",
-    "agreements",
-    "consents",
-    "disclosure_id",
-    "replay_of",
-    "prev_hash",
-    "hash",
-)
+# The verifier's fast path reads rows in exactly this order (ChainVerifier.feed_stored).
+_AUDIT_COLUMNS = STORED_MEMBERS
 _AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit_events"
 _AUDIT_INSERT = (
     f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMNS)}) "
