@@ -52,11 +52,13 @@ PROTECTED = problems(
     403,
     413,
     422,
+    429,
     503,
     s401="No valid access token (reason invalid-token)",
     s403="The token lacks the scope (reason insufficient-scope), or the contract forbids it",
     s413="Body over 1 MiB",
     s422="Invalid request (reason names the rule)",
+    s429="Too many requests for this client (reason rate-limited); Retry-After says when to retry",
     s503="A dependency of the hub failed; nothing was disclosed",
 )
 
