@@ -153,6 +153,9 @@ def hub_env(workdir: Path, policy_dir: Path) -> dict[str, str]:
         # As in production: one JSON event per exchange (to the log file).
         "KETENHUB_LOG_LEVEL": "info",
         "KETENHUB_LOG_FORMAT": "json",
+        # The benchmark measures the hub, not its per-client limits (per process anyway).
+        "KETENHUB_RATE_LIMIT": "off",
+        "KETENHUB_TOKEN_RATE_LIMIT": "off",
     }
 
 

@@ -23,6 +23,7 @@ from hub.domain.agreements import PolicySet
 from hub.domain.ids import PartnerId
 from hub.policy.loader import load_policy_dir
 from hub.ports import Clock, SourceAdapter
+from hub.ratelimit import RateLimiter
 from hub.services.audit import AuditService
 from hub.services.clients import ClientService
 from hub.services.consents import ConsentService
@@ -54,6 +55,8 @@ class Container:
     tokens: TokenIssuer
     verifier: TokenVerifier
     token_endpoint: TokenEndpoint
+    rate_limiter: RateLimiter
+    """Partner API calls per OAuth client (``KETENHUB_RATE_LIMIT``)."""
     _closed: bool = field(default=False, repr=False)
 
     async def aclose(self) -> None:
@@ -109,5 +112,15 @@ async def build(
         ),
         tokens=issuer,
         verifier=TokenVerifier(keys, settings.issuer, settings.issuer),
-        token_endpoint=TokenEndpoint(issuer, clock, settings.public_url),
+        token_endpoint=TokenEndpoint(
+            issuer,
+            clock,
+            settings.public_url,
+            limiter=RateLimiter.from_setting(
+                settings.token_rate_limit, name="KETENHUB_TOKEN_RATE_LIMIT", namespace="token"
+            ),
+        ),
+        rate_limiter=RateLimiter.from_setting(
+            settings.rate_limit, name="KETENHUB_RATE_LIMIT", namespace="api"
+        ),
     )

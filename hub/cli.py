@@ -21,7 +21,7 @@ from hub.domain.errors import HubError, PolicyError
 from hub.domain.ids import PartnerId
 from hub.logging import configure_logging
 from hub.serving import run_server
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 client_app = typer.Typer(no_args_is_help=True, help="Partner API clients.")
@@ -35,7 +35,10 @@ app.add_typer(db_app, name="db")
 
 
 def _settings() -> Settings:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
     configure_logging(settings.log_level, json=settings.log_json)
     return settings
 

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from hub import bootstrap
-from hub.api import openapi, problems
+from hub.api import openapi, problems, ratelimit
 from hub.api.middleware import HubMiddleware
 from hub.api.routes import audit, catalogue, consents, exchange, oauth
 from hub.logging import configure_logging
@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
     if container is not None:
         app.state.container = container
     problems.install(app)
+    ratelimit.install(app)
     openapi.install(app)
     for module in (oauth, catalogue, exchange, consents, audit):
         app.include_router(module.router)

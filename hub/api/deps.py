@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from hub.api.ratelimit import count
 from hub.bootstrap import Container
 from hub.domain.errors import ForbiddenError, InvalidInputError, UnauthenticatedError
 from hub.domain.ids import has_insz_shape
@@ -25,7 +26,10 @@ ContainerDep = Annotated[Container, Depends(container)]
 
 
 def require(scope: Scope | None) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: a valid access token (RFC 6750), carrying ``scope`` when one is named."""
+    """A dependency: a valid access token (RFC 6750), carrying ``scope`` when one is named.
+
+    Every authenticated call counts against its OAuth client's rate limit (429).
+    """
 
     async def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -34,6 +38,8 @@ def require(scope: Scope | None) -> Callable[[Request], Awaitable[Principal]]:
             raise UnauthenticatedError("invalid-token", "A Bearer access token is required.")
         hub: Container = request.app.state.container
         found = hub.verifier.verify(token.strip(), hub.clock.now())
+        # Before the scope and before any work: a refused call changes nothing.
+        count(hub.rate_limiter, found)
         if scope is not None and scope not in found.scopes:
             raise ForbiddenError("insufficient-scope", f"This needs the '{scope}' scope.")
         return found

@@ -16,7 +16,10 @@ token is answered only when that ``jti`` was new.
 Errors follow RFC 6749 5.2 (``error``, ``error_description``) and carry the RFC 9457
 problem members as well. ``invalid_client`` is ``401`` with a ``Basic`` challenge
 when the client tried the ``Authorization`` header or sent no credentials at all
-(RFC 6749 5.2), ``400`` otherwise. Until the client is authenticated, the
+(RFC 6749 5.2), ``400`` otherwise. Too many requests for one client id (or, naming
+none, from one address) are ``429`` with ``Retry-After`` and ``error: slow_down`` (the
+code registered for token error responses by RFC 8628 3.5), answered before the
+database is read. Until the client is authenticated, the
 description says no more than that authentication failed: which of unknown client,
 wrong secret or bad signature it was is nobody's business but the hub's.
 """
@@ -58,6 +61,7 @@ from hub.auth.tokens import TokenIssuer, format_scope
 from hub.domain.clients import CLIENT_SECRET_BASIC_OR_POST, PRIVATE_KEY_JWT, secret_matches
 from hub.domain.errors import problem_type
 from hub.domain.principal import Scope
+from hub.ratelimit import RATE_LIMITED, RateLimiter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -114,15 +118,29 @@ class TokenResponse:
 class TokenEndpoint:
     """The token endpoint, free of any web framework: the API layer adapts it."""
 
-    def __init__(self, issuer: TokenIssuer, clock: Clock, public_url: str | None) -> None:
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        clock: Clock,
+        public_url: str | None,
+        *,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._issuer = issuer
         self._clock = clock
         self._public_url = public_url.rstrip("/") if public_url else None
+        self._limiter = limiter
 
     async def handle(
-        self, *, url: str, headers: Mapping[str, str], body: bytes, db: Database
+        self,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        db: Database,
+        remote: str | None = None,
     ) -> TokenResponse:
-        """Answer one token request; ``url`` is the URL it came to.
+        """Answer one token request; ``url`` is the URL it came to, ``remote`` the caller's address.
 
         Raises only what ``db`` raises (``ServiceUnavailableError``): no token is
         issued when the replay check cannot be written.
@@ -136,7 +154,12 @@ class TokenEndpoint:
             presented = _presented_credentials(authorization, form)
         except OAuth2Error as error:
             # A Basic header that names no client is a failed authentication (401).
-            return _error_response(error, challenge=isinstance(error, InvalidClientError))
+            return self._throttled(None, remote) or _error_response(
+                error, challenge=isinstance(error, InvalidClientError)
+            )
+        throttled = self._throttled(presented.client_id, remote)
+        if throttled is not None:
+            return throttled
 
         record = None
         if presented.client_id is not None:
@@ -164,6 +187,14 @@ class TokenEndpoint:
                 rejected = _AssertionRejectedError("The client assertion was used before.")
                 return _error_response(rejected, challenge=False)
         return TokenResponse(status=200, body=dict(outcome.body), headers=dict(_JSON_HEADERS))
+
+    def _throttled(self, client_id: str | None, remote: str | None) -> TokenResponse | None:
+        """Count the request against its client id, or its address when it names none."""
+        if self._limiter is None:
+            return None
+        key = f"client:{client_id}" if client_id is not None else f"address:{remote}"
+        wait = self._limiter.retry_after(key)
+        return None if wait is None else _rate_limited_response(wait)
 
 
 # -- before authlib: the form and who the client says it is --------------------------
@@ -558,6 +589,22 @@ def _claim_problem(claim: str) -> str:
 
 
 # -- answers ------------------------------------------------------------------------
+
+
+def _rate_limited_response(retry_after: int) -> TokenResponse:
+    """RFC 6585 4 and RFC 6749 5.2 with the problem members of the API's 429."""
+    description = f"Too many token requests; retry in {retry_after} seconds."
+    body = {
+        "error": "slow_down",
+        "error_description": description,
+        "type": problem_type(RATE_LIMITED),
+        "title": "Too many requests",
+        "status": 429,
+        "detail": description,
+        "reason": RATE_LIMITED,
+    }
+    headers = {**_JSON_HEADERS, "Retry-After": str(retry_after)}
+    return TokenResponse(status=429, body=body, headers=headers)
 
 
 def _error_response(error: OAuth2Error, *, challenge: bool) -> TokenResponse:

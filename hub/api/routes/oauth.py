@@ -33,6 +33,7 @@ router = APIRouter(tags=["oauth"])
         },
         400: {"description": "RFC 6749 5.2 error (error, error_description, problem members)"},
         401: {"description": "invalid_client"},
+        429: {"description": "slow_down: too many requests for this client id (Retry-After)"},
     },
     openapi_extra={
         "requestBody": {
@@ -61,7 +62,11 @@ router = APIRouter(tags=["oauth"])
 async def token(request: Request, hub: ContainerDep) -> JSONResponse:
     body = await request.body()
     answer = await hub.token_endpoint.handle(
-        url=str(request.url), headers=dict(request.headers), body=body, db=hub.db
+        url=str(request.url),
+        headers=dict(request.headers),
+        body=body,
+        db=hub.db,
+        remote=request.client.host if request.client else None,
     )
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
