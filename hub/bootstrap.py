@@ -75,12 +75,24 @@ async def build(
     policies: PolicySet | None = None,
     clock: Clock | None = None,
     sources: Mapping[PartnerId, SourceAdapter] | None = None,
+    keys: FileKeyRing | None = None,
 ) -> Container:
-    """Wire the hub. ``sources`` replaces the configured adapters (tests with fakes)."""
+    """Wire the hub. ``sources`` and ``keys`` replace the configured ones (tests with fakes).
+
+    Raises ``KeyRingError`` when the key directory is unusable, or missing while the
+    database holds data; ``ServiceUnavailableError`` when the database cannot be read.
+    """
     policies = policies if policies is not None else load_policies(settings)
     clock = clock or SystemClock()
-    keys = FileKeyRing.load_or_create(settings.key_dir)
     db = SqlDatabase(create_engine(settings.database_url))
+    try:
+        if keys is None:
+            # New keys only for a database without data: see FileKeyRing.load_or_create.
+            fresh = not await db.holds_data()
+            keys = FileKeyRing.load_or_create(settings.key_dir, may_create=fresh)
+    except BaseException:
+        await db.dispose()
+        raise
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=_CONNECTIONS_PER_SOURCE),
         raise_for_status=False,

@@ -65,6 +65,8 @@ def serve(
         run_server(settings, host, port, workers)
     except PolicyError as exc:
         raise _fail(_policy_message(settings, exc)) from None
+    except HubError as exc:  # the database cannot be reached, the keys are unusable
+        raise _fail(f"The hub cannot start: {exc.detail}") from None
 
 
 @app.command()

@@ -128,19 +128,34 @@ class FileKeyRing:
     # -- making one -----------------------------------------------------------------
 
     @classmethod
-    def load_or_create(cls, key_dir: Path) -> FileKeyRing:
+    def load_or_create(cls, key_dir: Path, *, may_create: bool = True) -> FileKeyRing:
         """Load the key directory, creating the directory and its keys when absent.
 
-        Raises ``KeyRingError`` when ``keys.json`` exists but the set is incomplete or
-        damaged: a lost pseudonym or sealing key is never silently replaced, since a
-        new one would cut every stored pseudonym and sealed answer from its past.
+        ``may_create`` is False for a database that already holds data: keys made anew
+        then would cut every stored pseudonym, sealed answer and signature from its
+        past, so a missing key set is a ``KeyRingError`` naming the directory instead.
+        Raises ``KeyRingError`` too when ``keys.json`` exists but the set is incomplete
+        or damaged: a lost pseudonym or sealing key is never silently replaced.
         """
-        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not (key_dir / INDEX_FILE).exists():
-            for name in (PSEUDONYM_KEY_FILE, SEAL_KEY_FILE):
-                _create_file(key_dir / name, secrets.token_bytes(SECRET_KEY_BYTES))
-            _create_index(key_dir)
-        return cls.load(key_dir)
+        try:
+            absent = not (key_dir / INDEX_FILE).exists()
+            if absent and not may_create:
+                problem = f"{INDEX_FILE} is missing, but the database holds data made with keys"
+            else:
+                if absent:
+                    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    for name in (PSEUDONYM_KEY_FILE, SEAL_KEY_FILE):
+                        _create_file(key_dir / name, secrets.token_bytes(SECRET_KEY_BYTES))
+                    _create_index(key_dir)
+                return cls.load(key_dir)
+        except KeyRingError as exc:
+            problem = exc.detail
+        except OSError as exc:
+            problem = f"it cannot be read or made ({type(exc).__name__})"
+        raise KeyRingError(
+            f"The key directory {key_dir} is not usable: {problem}. Restore it from its "
+            "backup, or set KETENHUB_KEY_DIR to where the hub's keys are."
+        )
 
     @classmethod
     def load(cls, key_dir: Path) -> FileKeyRing:
@@ -187,6 +202,25 @@ class FileKeyRing:
             algorithm=SIGNING_ALGORITHM,
             headers={"kid": self._active_kid, "typ": typ},
         )
+
+    def verify(self, jws: str, *, typ: str) -> dict[str, Any] | None:
+        """The claims of a compact JWS of kind ``typ`` that one of these keys signed.
+
+        None for anything else: another ``typ`` or algorithm, an unknown ``kid``, a
+        signature that does not hold, or claims that are not a JSON object.
+        """
+        try:
+            header = jwt.get_unverified_header(jws)
+            kid = header.get("kid")
+            key = self._public.get(kid) if isinstance(kid, str) else None
+            if key is None or header.get("typ") != typ:
+                return None
+            claims = jwt.decode(
+                jws, key, algorithms=[SIGNING_ALGORITHM], options={"verify_aud": False}
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        return claims if isinstance(claims, dict) else None
 
     def jwks(self) -> dict[str, Any]:
         """Every published public key (RFC 7517 5), the active one included."""

@@ -53,14 +53,18 @@ from hub.ports import UnitOfWork
 
 T = TypeVar("T")
 
-_BUSY_TIMEOUT = "PRAGMA busy_timeout=10000"
+BUSY_TIMEOUT_S = 10.0
+"""How long a write waits for another process's SQLite write lock before answering 503."""
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # FULL: a committed audit record survives a power cut, not just a crash.
     "PRAGMA synchronous=FULL",
-    _BUSY_TIMEOUT,
+    f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA foreign_keys=ON",
 )
+_PG_CONNECT_TIMEOUT_S = 10
+"""A PostgreSQL server that does not answer (a dropped packet, not a refusal) costs this."""
+_DATA_TABLES = ("audit_events", "consents", "clients")
 _THREADS = 4
 """Worker threads: PostgreSQL transactions, SQLite's waits and scans."""
 MAX_BATCH = 256
@@ -101,7 +105,13 @@ def create_engine(url: str) -> Engine:
     target = sync_url(url)
     pool = {"pool_size": _THREADS + 2, "max_overflow": _THREADS}
     if make_url(target).get_backend_name() != "sqlite":
-        return sa_create_engine(target, **pool)
+        # pre_ping: connections a restarted server dropped are replaced, not handed out.
+        return sa_create_engine(
+            target,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": _PG_CONNECT_TIMEOUT_S},
+            **pool,
+        )
     engine = sa_create_engine(target, connect_args={"check_same_thread": False}, **pool)
 
     @event.listens_for(engine, "connect")
@@ -121,8 +131,31 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
+def check_reachable(url: str) -> None:
+    """Connect once; ``ServiceUnavailableError`` naming the database (no password) if not.
+
+    For the start of ``ketenhub serve``: the operator reads the driver's own words there.
+    """
+    engine = create_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except _DATABASE_ERRORS as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        where = make_url(url).render_as_string(hide_password=True)
+        raise ServiceUnavailableError(
+            "storage-unavailable",
+            f"The database {where} cannot be reached ({type(cause).__name__}: {first_line}). "
+            "Check KETENHUB_DATABASE_URL and that the database server is running.",
+        ) from None
+    finally:
+        engine.dispose()
+
+
 class SqlUnitOfWork:
     def __init__(self, sql: Sql) -> None:
+        self.sql = sql
         self.consents = SqlConsents(sql)
         self.audit = SqlAudit(sql)
         self.idempotency = SqlIdempotency(sql)
@@ -139,8 +172,10 @@ class _Job:
 
 
 class SqlDatabase:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, busy_timeout_s: float | None = None) -> None:
         self._engine = engine
+        wait = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self._busy_timeout_ms = max(0, int(wait * 1000))
         self._dialect = engine.dialect.name
         self._inline = self._dialect == "sqlite"
         self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="ketenhub-db")
@@ -169,6 +204,15 @@ class SqlDatabase:
                 self._reader = None
                 raise _unavailable() from exc
         return await self._in_thread(self._read_pooled, work)
+
+    async def holds_data(self) -> bool:
+        """Whether any audit record, consent or client is stored (the keys must exist then)."""
+
+        def look(uow: UnitOfWork) -> bool:
+            assert isinstance(uow, SqlUnitOfWork)
+            return any(uow.sql.row(f"SELECT 1 FROM {table} LIMIT 1") for table in _DATA_TABLES)  # noqa: S608 - constant names
+
+        return await self.read(look)
 
     async def scan(self, work: Callable[[UnitOfWork], T]) -> T:
         if self._closed:
@@ -224,7 +268,7 @@ class SqlDatabase:
             try:
                 writer.cursor().execute("BEGIN IMMEDIATE")  # free unless another process writes
             except sqlite3.OperationalError:
-                await self._in_thread(_begin_waiting, writer)
+                await self._in_thread(_begin_waiting, writer, self._busy_timeout_ms)
             try:
                 _run_group(Sql(writer, self._dialect), group)
                 await self._in_thread(writer.commit)
@@ -264,10 +308,13 @@ class SqlDatabase:
         self._engine.dispose()
 
 
-def _begin_waiting(connection: Any) -> None:
-    """``BEGIN IMMEDIATE`` that waits (up to ``busy_timeout``) for another process's writer."""
+def _begin_waiting(connection: Any, timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE`` that waits (up to ``timeout_ms``) for another process's writer.
+
+    When it gives up, the group is answered ``503`` (``SQLITE_BUSY`` is a database error).
+    """
     cursor = connection.cursor()
-    cursor.execute(_BUSY_TIMEOUT)
+    cursor.execute(f"PRAGMA busy_timeout={timeout_ms}")
     try:
         cursor.execute("BEGIN IMMEDIATE")
     finally:

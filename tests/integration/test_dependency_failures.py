@@ -1,0 +1,442 @@
+"""The hub's own dependencies failing: the database (locked, full), its keys (missing, damaged).
+
+Invariant 5 of issue #3: a clear ``503`` problem, nothing disclosed, nothing half
+stored, and the very next requests succeed once the fault is lifted, without a
+restart. The faults are real: another connection's SQLite write lock, SQLite's own
+"database or disk is full", a key directory taken away.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import event
+
+from adapters.rest import RestSourceAdapter
+from hub import bootstrap
+from hub.api.app import create_app
+from hub.auth.keys import FileKeyRing, KeyRingError
+from hub.clock import FixedClock
+from hub.db import database, migrate
+from hub.demo.population import Population, make_population
+from hub.demo.simulator import start_simulators
+from hub.domain.ids import PartnerId
+from hub.settings import Settings
+from tests.api.conftest import NOW, POLICIES, SOURCES, Hub, RecordingSource
+
+PROBLEM = "application/problem+json"
+OPEN = ["trajectory.status", "trajectory.start_date"]
+LOCK_WAIT_S = 0.2
+"""The hub's wait for another writer's lock in these tests (10 s in service)."""
+
+
+@pytest.fixture(scope="module")
+def population() -> Population:
+    return make_population(2026)
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "hub.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: Path) -> Settings:
+    db = tmp_path / "hub.db"
+    shutil.copy(template_db, db)
+    return Settings(
+        policy_dir=POLICIES,
+        database_url=f"sqlite:///{db}",
+        key_dir=tmp_path / "keys",
+        public_url="http://hub.test",
+    )
+
+
+class SwitchableKeys(FileKeyRing):
+    """The real key ring, whose signing can be made to fail as a lost HSM would."""
+
+    broken = False
+
+    def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
+        if self.broken:
+            raise KeyRingError("The signing key cannot be used.")
+        return super().sign(claims, typ=typ)
+
+
+class SqliteDisk:
+    """SQLite's own "database or disk is full": ``max_page_count`` on the hub's connections."""
+
+    def __init__(self, engine: Any) -> None:
+        self.full = False
+        self._connections: list[sqlite3.Connection] = []
+        event.listen(engine, "connect", self._connected)
+
+    def _connected(self, dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        self._connections.append(dbapi_connection)
+        if self.full:
+            self._cap(dbapi_connection)
+
+    @staticmethod
+    def _cap(connection: sqlite3.Connection) -> None:
+        (pages,) = connection.execute("PRAGMA page_count").fetchone()
+        connection.execute(f"PRAGMA max_page_count={pages}")
+
+    def _live(self) -> list[sqlite3.Connection]:
+        live = []
+        for connection in self._connections:
+            try:
+                connection.execute("SELECT 1")
+            except sqlite3.ProgrammingError:  # closed by the hub
+                continue
+            live.append(connection)
+        self._connections = live
+        return live
+
+    def fill(self) -> None:
+        self.full = True
+        for connection in self._live():
+            self._cap(connection)
+
+    def free(self) -> None:
+        self.full = False
+        for connection in self._live():
+            connection.execute("PRAGMA max_page_count=1073741823")
+
+
+@pytest.fixture
+async def hub(
+    settings: Settings, population: Population, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Hub]:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", LOCK_WAIT_S)
+    clock = FixedClock(NOW)
+    simulators = await start_simulators(population, dict.fromkeys(SOURCES, 0))
+    session = aiohttp.ClientSession()
+    sources = {
+        s: RecordingSource(RestSourceAdapter(simulators.url(s), 0.5, session)) for s in SOURCES
+    }
+    keys = SwitchableKeys.load_or_create(settings.key_dir)
+    container = await bootstrap.build(
+        settings, clock=clock, sources={PartnerId(k): v for k, v in sources.items()}, keys=keys
+    )
+    app = create_app(settings, container=container)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        yield Hub(
+            http,
+            container,
+            simulators,
+            sources,
+            clock,
+            population,
+            Path(settings.database_url.removeprefix("sqlite:///")),
+        )
+    await container.aclose()
+    await session.close()
+    await simulators.stop()
+
+
+def _assert_unavailable(response: httpx.Response, reason: str = "storage-unavailable") -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["reason"] == reason
+    assert problem["status"] == 503
+    assert problem["type"].endswith(reason)
+    assert problem["title"]
+    assert problem["detail"]
+    assert "data" not in problem
+    for leak in ("sqlite", "Traceback", "SELECT", "INSERT", "locked", "OperationalError"):
+        assert leak not in response.text
+
+
+async def _audit(hub: Hub) -> list[dict[str, Any]]:
+    response = await hub.http.get("/v1/audit/events", headers=hub.auth("hub", "audit:read"))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def _consents(hub: Hub, participant: str) -> list[dict[str, Any]]:
+    response = await hub.http.get(
+        "/v1/consents", params={"participant": participant}, headers=hub.auth("gtb")
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def _jwt_client(hub: Hub) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    public["kid"] = "k1"
+    made = await hub.container.clients.create(
+        PartnerId("gtb"), frozenset({"exchange"}), {"keys": [public]}
+    )
+    return made.client_id, key
+
+
+def _assertion_form(hub: Hub, client_id: str, key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+    now = int(hub.clock.now().timestamp())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": "http://hub.test/oauth/token",
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+    }
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"}),
+    }
+
+
+# -- the database locked by another writer -------------------------------------------
+
+
+async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_recovers(
+    hub: Hub,
+) -> None:
+    person = hub.person("vdab")
+    client_id, key = await _jwt_client(hub)
+    kept = await hub.consent("gtb", person, ["icf.assessment"])
+    assert kept.status_code == 201
+    before = await _audit(hub)
+
+    locker = sqlite3.connect(hub.db_path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")  # WAL: readers go on, writers wait
+        exchanged = await hub.exchange(
+            "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+        )
+        _assert_unavailable(exchanged)
+        _assert_unavailable(await hub.consent("gtb", person, OPEN))
+        _assert_unavailable(
+            await hub.http.post(f"/v1/consents/{kept.json()['id']}/revoke", headers=hub.auth("gtb"))
+        )
+        form = _assertion_form(hub, client_id, key)
+        token = await hub.http.post("/oauth/token", data=form)
+        _assert_unavailable(token)
+        assert "access_token" not in token.text
+
+        # Reads do not need the write lock: the officer and the partner still see the log.
+        assert await _audit(hub) == before
+        (still,) = await _consents(hub, person)
+        assert still["status"] == "active"  # the revoke was not half done
+    finally:
+        locker.rollback()
+        locker.close()
+
+    # Recovery, without a restart: the very next requests succeed.
+    again = await hub.exchange("gtb", participant=person, source="vdab", fields=["icf.assessment"])
+    assert again.status_code == 200, again.text
+    assert before == []
+    assert again.json()["audit_seq"] == 1  # nothing was appended meanwhile
+    granted = await hub.consent("gtb", person, OPEN)
+    assert granted.status_code == 201
+    revoked = await hub.http.post(
+        f"/v1/consents/{kept.json()['id']}/revoke", headers=hub.auth("gtb")
+    )
+    assert revoked.status_code == 200
+    # The refused assertion's jti was never stored: the same assertion now gets a token.
+    token = await hub.http.post("/oauth/token", data=form)
+    assert token.status_code == 200, token.text
+    replay = await hub.http.post("/oauth/token", data=form)
+    assert replay.status_code in {400, 401}
+
+
+# -- the disk full -------------------------------------------------------------------
+
+
+async def test_a_full_disk_is_503_undoes_the_whole_write_and_recovers_when_space_returns(
+    hub: Hub,
+) -> None:
+    disk = SqliteDisk(hub.container.db.engine)
+    person = hub.person("vdab")
+    warm = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+    assert warm.status_code == 200  # the writer's connection exists, and is capped below
+    before = await _audit(hub)
+
+    disk.fill()
+    # One record may still fit in a page's free space: write until the file must grow.
+    for _ in range(200):
+        response = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+        if response.status_code != 200:
+            break
+    _assert_unavailable(response)
+    full_at = await _audit(hub)
+    assert full_at[0]["decision"] == "disclosed"  # the refused one left no record
+    # Consents live in pages of their own: grant until they, too, need a new one.
+    for skip in range(200):
+        someone = hub.person("vdab", skip=skip)
+        refused = await hub.consent("gtb", someone, ["icf.assessment"])
+        if refused.status_code != 201:
+            break
+    _assert_unavailable(refused)
+    assert await _consents(hub, someone) == []  # not half stored
+
+    disk.free()
+    again = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+    assert again.status_code == 200, again.text
+    assert again.json()["audit_seq"] == full_at[0]["seq"] + 1
+    assert (await hub.consent("gtb", someone, ["icf.assessment"])).status_code == 201
+    verified = await hub.http.get("/v1/audit/verify", headers=hub.auth("hub", "audit:read"))
+    assert verified.json()["ok"] is True
+    assert verified.json()["entries"] == len(before) + (
+        again.json()["audit_seq"] - before[0]["seq"]
+    )
+
+
+# -- signing fails at run time ----------------------------------------------------------
+
+
+async def test_a_signing_failure_is_503_and_stores_no_consent_and_issues_no_token(
+    hub: Hub,
+) -> None:
+    keys = hub.container.keys
+    assert isinstance(keys, SwitchableKeys)
+    person = hub.person("vdab")
+    made = await hub.container.clients.create(PartnerId("gtb"), frozenset({"exchange"}), None)
+    assert made.client_secret is not None
+    basic = (made.client_id, made.client_secret)
+
+    hub.auth("gtb")  # the tests' own tokens, issued while the key works
+    hub.auth("hub", "audit:read")
+    keys.broken = True
+    _assert_unavailable(await hub.consent("gtb", person, ["icf.assessment"]), "keys-unavailable")
+    token = await hub.http.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=basic
+    )
+    _assert_unavailable(token, "keys-unavailable")
+    keys.broken = False
+
+    assert await _consents(hub, person) == []  # a consent without a receipt is not stored
+    assert await _audit(hub) == []
+    granted = await hub.consent("gtb", person, ["icf.assessment"])
+    assert granted.status_code == 201
+    assert granted.json()["receipt"].count(".") == 2
+    token = await hub.http.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=basic
+    )
+    assert token.status_code == 200
+
+
+# -- keys missing or damaged ------------------------------------------------------------
+
+
+async def _build(settings: Settings) -> bootstrap.Container:
+    return await bootstrap.build(settings, clock=FixedClock(NOW), sources={})
+
+
+async def _hub_with_data(settings: Settings) -> None:
+    """A hub has run on this database: a client and a consent exist, made with its keys."""
+    container = await _build(settings)
+    try:
+        await container.clients.create(PartnerId("gtb"), frozenset({"exchange"}), None)
+    finally:
+        await container.aclose()
+
+
+async def test_keys_are_made_for_a_database_without_data(settings: Settings) -> None:
+    assert not settings.key_dir.exists()
+    container = await _build(settings)
+    await container.aclose()
+    assert (settings.key_dir / "keys.json").is_file()
+    again = await _build(settings)  # and found again, not replaced
+    try:
+        assert again.keys.jwks() == container.keys.jwks()
+    finally:
+        await again.aclose()
+
+
+async def test_missing_keys_for_a_database_with_data_refuse_to_start(settings: Settings) -> None:
+    await _hub_with_data(settings)
+    shutil.rmtree(settings.key_dir)
+    with pytest.raises(KeyRingError) as refused:
+        await _build(settings)
+    assert str(settings.key_dir) in refused.value.detail
+    assert "keys.json is missing" in refused.value.detail
+    assert not settings.key_dir.exists()  # nothing made in its place
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:10])
+
+
+def _garble(path: Path) -> None:
+    path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+
+
+def _replace_by_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda d: (d / "keys.json").unlink(), "keys.json"),
+        (lambda d: _truncate(d / "keys.json"), "keys.json"),
+        (lambda d: _truncate(d / "pseudonym.key"), "pseudonym.key"),
+        (lambda d: (d / "seal.key").unlink(), "seal.key"),
+        (lambda d: _replace_by_directory(d / "seal.key"), "seal.key"),
+        (lambda d: _garble(next(d.glob("signing-*.pem"))), "signing-"),
+        (lambda d: next(d.glob("signing-*.pem")).unlink(), "signing-"),
+    ],
+    ids=[
+        "index-removed",
+        "index-truncated",
+        "pseudonym-truncated",
+        "seal-removed",
+        "seal-unreadable",
+        "signing-garbled",
+        "signing-removed",
+    ],
+)
+async def test_damaged_keys_for_a_database_with_data_refuse_to_start(
+    settings: Settings, damage: Any, named: str
+) -> None:
+    await _hub_with_data(settings)
+    kept = {p.name: p.read_bytes() for p in settings.key_dir.iterdir() if p.is_file()}
+    damage(settings.key_dir)
+    with pytest.raises(KeyRingError) as refused:
+        await _build(settings)
+    assert str(settings.key_dir) in refused.value.detail
+    assert named in refused.value.detail
+    # Nothing was made in place of the damaged key: no new file, the others untouched.
+    left = {p.name: p.read_bytes() for p in settings.key_dir.iterdir() if p.is_file()}
+    assert set(left) <= set(kept)
+    assert sum(left[name] == kept[name] for name in left) >= len(kept) - 1
+
+
+async def test_keys_removed_while_running_serve_on_from_memory_until_restart(
+    hub: Hub, settings: Settings
+) -> None:
+    person = hub.person("vdab")
+    shutil.rmtree(settings.key_dir)
+    granted = await hub.consent("gtb", person, ["icf.assessment"])
+    assert granted.status_code == 201
+    jwks = (await hub.http.get("/.well-known/jwks.json")).json()
+    header = jwt.get_unverified_header(granted.json()["receipt"])
+    assert header["kid"] in {k["kid"] for k in jwks["keys"]}
+    exchanged = await hub.exchange(
+        "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+    )
+    assert exchanged.status_code == 200
+    # The next start refuses rather than make new keys for this database.
+    with pytest.raises(KeyRingError):
+        await _build(settings)
