@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ class World:
         assert made.returncode == 0, made.stderr
         created = json.loads(made.stdout)
         return created["client_id"], created["client_secret"]
+
+    def clients(self, *specs: tuple[str, str]) -> list[tuple[str, str]]:
+        """Several clients (partner, scope) at once: each command starts a Python."""
+        with ThreadPoolExecutor(len(specs)) as pool:
+            return list(pool.map(lambda spec: self.client(*spec), specs))
 
     def verify_offline(self) -> dict[str, Any]:
         """``ketenhub audit verify``: asserts it exits 0 and returns its report."""
