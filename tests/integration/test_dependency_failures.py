@@ -9,8 +9,12 @@ restart. The faults are real: another connection's SQLite write lock, SQLite's o
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -440,3 +444,46 @@ async def test_keys_removed_while_running_serve_on_from_memory_until_restart(
     # The next start refuses rather than make new keys for this database.
     with pytest.raises(KeyRingError):
         await _build(settings)
+
+
+# -- ketenhub serve refuses to start ------------------------------------------------------
+
+
+def _serve(settings: Settings, **env: str) -> subprocess.CompletedProcess[str]:
+    """``ketenhub serve`` that must refuse before it listens (bounded: it would serve forever)."""
+    environment = {**os.environ, **settings.as_env(), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_serve_refuses_an_unreachable_database_with_a_clear_message(settings: Settings) -> None:
+    url = f"postgresql+psycopg://ketenhub:s3cret@127.0.0.1:{_closed_port()}/ketenhub"
+    refused = _serve(settings, KETENHUB_DATABASE_URL=url)
+    assert refused.returncode == 2
+    assert "cannot be reached" in refused.stderr
+    assert "KETENHUB_DATABASE_URL" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+
+
+async def test_serve_refuses_missing_keys_for_a_database_with_data(settings: Settings) -> None:
+    await _hub_with_data(settings)
+    shutil.rmtree(settings.key_dir)
+    refused = _serve(settings)
+    assert refused.returncode == 2
+    assert f"The key directory {settings.key_dir} is not usable" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not settings.key_dir.exists()
