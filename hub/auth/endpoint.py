@@ -60,13 +60,15 @@ from joserfc.jws import JWSRegistry, extract_compact
 from hub.auth.tokens import TokenIssuer, format_scope
 from hub.domain.clients import CLIENT_SECRET_BASIC_OR_POST, PRIVATE_KEY_JWT, secret_matches
 from hub.domain.errors import problem_type
+from hub.domain.ids import PartnerId
 from hub.domain.principal import Scope
+from hub.ports import ClientRecord
 from hub.ratelimit import RATE_LIMITED, RateLimiter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from hub.ports import ClientRecord, Clock, Database
+    from hub.ports import Clock, Database
 
 TOKEN_PATH: Final = "/oauth/token"  # noqa: S105  # a path, not a password
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
@@ -336,12 +338,19 @@ class _Client(ClientMixin):  # type: ignore[misc]  # authlib is untyped
         return self.record.client_id
 
     def check_client_secret(self, client_secret: object) -> bool:
+        """One hash and one constant-time comparison, whoever the client is.
+
+        An unknown client (``_unknown_client``), or one without a secret, is compared
+        with a hash that no secret has, so that the time taken does not tell which.
+        """
         stored = self.record.secret_hash
+        presented = client_secret if isinstance(client_secret, str) else ""
+        matches = secret_matches(presented, stored or _NO_SECRET_HASH)
         return (
-            self.record.auth_method == CLIENT_SECRET_BASIC_OR_POST
+            matches
             and stored is not None
             and isinstance(client_secret, str)
-            and secret_matches(client_secret, stored)
+            and self.record.auth_method == CLIENT_SECRET_BASIC_OR_POST
         )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
@@ -376,6 +385,29 @@ class _Client(ClientMixin):  # type: ignore[misc]  # authlib is untyped
         return f"_Client({self.record.client_id!r})"
 
 
+_NO_SECRET_HASH: Final = "sha256:" + "0" * 64
+"""What a secret is compared with when there is none to compare with: no known input
+hashes to it, and ``stored is not None`` is checked after the comparison anyway."""
+
+
+def _unknown_client(client_id: str, now: datetime) -> _Client:
+    """A stand-in for a client id the hub does not know (no scopes, no secret, no keys).
+
+    authlib would refuse an unknown client before comparing any secret; answering with
+    this one instead makes it do the same work as for a known client with a wrong secret.
+    """
+    record = ClientRecord(
+        client_id=client_id,
+        partner=PartnerId(""),
+        scopes=frozenset(),
+        auth_method=CLIENT_SECRET_BASIC_OR_POST,
+        secret_hash=None,
+        jwks=None,
+        created_at=now,
+    )
+    return _Client(record)
+
+
 class _TokenBody(dict[str, Any]):
     """The token response; authlib logs it at debug level, so it shows no token."""
 
@@ -392,10 +424,11 @@ class _Server(AuthorizationServer):  # type: ignore[misc]  # authlib is untyped
         self._issuer = issuer
         self._now = now
 
-    def query_client(self, client_id: object) -> _Client | None:
+    def query_client(self, client_id: object) -> _Client:
+        """The preloaded client, or one that goes the same way and never authenticates."""
         if self._client is not None and client_id == self._client.client_id:
             return self._client
-        return None
+        return _unknown_client(str(client_id), self._now)
 
     def generate_token(
         self, *, client: _Client, scope: str | None = None, **_unused: object
