@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
 from consent.model import Consent
 from hub.domain.agreements import Agreement, CatalogueField, Partner, PolicySet, SourceConfig
+from hub.domain.audit import AuditEntry
 from hub.domain.exchange import Actor, ExchangeRequest
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose, Role
 
@@ -56,24 +58,42 @@ def an_agreement(**overrides: object) -> Agreement:
     return Agreement(**values)  # type: ignore[arg-type]
 
 
-def a_policy_set(*agreements: Agreement, extra_fields: tuple[str, ...] = ()) -> PolicySet:
-    names = [OPEN, PLAN, ICF, *(FieldName(f) for f in extra_fields)]
-    catalogue = {
-        SOURCE: MappingProxyType(
+def a_policy_set(
+    *agreements: Agreement,
+    extra_fields: tuple[str, ...] = (),
+    catalogue: Mapping[str, Iterable[str]] | None = None,
+    partners: Iterable[str] = (),
+) -> PolicySet:
+    """One source (``vdab``) by default; ``catalogue`` names every source and its fields
+    instead, and ``partners`` adds partners that hold no data."""
+    if catalogue is None:
+        catalogue = {SOURCE: [OPEN, PLAN, ICF, *extra_fields]}
+    fields = {
+        PartnerId(source): MappingProxyType(
             {
-                name: CatalogueField(
-                    SOURCE, name, "health" if name == ICF else "trajectory", name == ICF
+                FieldName(name): CatalogueField(
+                    PartnerId(source),
+                    FieldName(name),
+                    "health" if name == ICF else "trajectory",
+                    name == ICF,
                 )
                 for name in names
             }
         )
+        for source, names in catalogue.items()
     }
-    partners = {
-        SOURCE: Partner(SOURCE, "VDAB", "pes", SourceConfig("rest", "http://127.0.0.1:1", 3)),
+    members = {
         REQUESTER: Partner(REQUESTER, "GTB", "casemanager-work"),
         PartnerId("ocmw-gent"): Partner(PartnerId("ocmw-gent"), "OCMW", "welfare"),
+        **{PartnerId(p): Partner(PartnerId(p), p.upper(), "partner") for p in partners},
+        **{
+            source: Partner(
+                source, source.upper(), "source", SourceConfig("rest", "http://127.0.0.1:1", 3)
+            )
+            for source in fields
+        },
     }
-    return PolicySet(partners, catalogue, tuple(agreements) if agreements else (an_agreement(),))
+    return PolicySet(members, fields, tuple(agreements) if agreements else (an_agreement(),))
 
 
 def a_request(*fields: str, **overrides: object) -> ExchangeRequest:
@@ -102,3 +122,27 @@ def a_consent(**overrides: object) -> Consent:
     }
     values.update(overrides)
     return Consent(**values)  # type: ignore[arg-type]
+
+
+def an_audit_entry(n: int = 1, **overrides: object) -> AuditEntry:
+    """A denied exchange's audit entry; ``n`` makes its participant and actor its own."""
+    values: dict[str, object] = {
+        "at": "2026-06-15T10:00:00.000000Z",
+        "kind": "exchange",
+        "requester": "gtb",
+        "source": "vdab",
+        "participant": f"{n:064x}",
+        "purpose": "trajectory-coordination",
+        "actor": {"role": "casemanager-work", "id": f"actor-{n}"},
+        "decision": "denied",
+        "reason": "nothing-disclosed",
+        "fields_requested": ["trajectory.status"],
+        "fields_disclosed": [],
+        "withheld": [{"field": "trajectory.status", "reason": "field-not-allowed"}],
+        "agreement": None,
+        "agreements": [],
+        "consents": [],
+        "disclosure_id": None,
+    }
+    values.update(overrides)
+    return AuditEntry(**values)  # type: ignore[arg-type]
