@@ -8,15 +8,19 @@ restart. The faults are real: another connection's SQLite write lock, SQLite's o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +124,9 @@ class SqliteDisk:
             connection.execute("PRAGMA max_page_count=1073741823")
 
 
-@pytest.fixture
-async def hub(
-    settings: Settings, population: Population, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Hub]:
-    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", LOCK_WAIT_S)
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, population: Population) -> AsyncIterator[Hub]:
+    """The real app over ``settings``' database, with simulated sources and switchable keys."""
     clock = FixedClock(NOW)
     simulators = await start_simulators(population, dict.fromkeys(SOURCES, 0))
     session = aiohttp.ClientSession()
@@ -137,19 +139,30 @@ async def hub(
     )
     app = create_app(settings, container=container)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield Hub(
-            http,
-            container,
-            simulators,
-            sources,
-            clock,
-            population,
-            Path(settings.database_url.removeprefix("sqlite:///")),
-        )
-    await container.aclose()
-    await session.close()
-    await simulators.stop()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+            yield Hub(
+                http,
+                container,
+                simulators,
+                sources,
+                clock,
+                population,
+                Path(settings.database_url.removeprefix("sqlite:///")),
+            )
+    finally:
+        await container.aclose()
+        await session.close()
+        await simulators.stop()
+
+
+@pytest.fixture
+async def hub(
+    settings: Settings, population: Population, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Hub]:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", LOCK_WAIT_S)
+    async with serving(settings, population) as started:
+        yield started
 
 
 def _assert_unavailable(response: httpx.Response, reason: str = "storage-unavailable") -> None:
@@ -487,3 +500,180 @@ async def test_serve_refuses_missing_keys_for_a_database_with_data(settings: Set
     assert f"The key directory {settings.key_dir} is not usable" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert not settings.key_dir.exists()
+
+
+# -- PostgreSQL going away at run time --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A throw-away PostgreSQL cluster on a Unix socket only (no TCP port)."""
+
+    root: Path
+    bin: Path
+    prefix: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@/ketenhub?host={self.root}&port=5432"
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        self.ctl(
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            f"-c listen_addresses='' -c unix_socket_directories={self.root} -c fsync=off",
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self.ctl("-m", "immediate", "-w", "stop")
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    """Skipped where PostgreSQL's server programs are not installed (CI, for now)."""
+    programs = _pg_bin()
+    if programs is None:
+        pytest.skip("PostgreSQL's server (initdb) is not installed")
+    prefix: tuple[str, ...] = ()
+    # Not under pytest's own (0700, root's) directory: the server's user must reach it.
+    root = Path(tempfile.mkdtemp(prefix="ketenhub-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root: run the server as postgres (or nobody)
+        runuser = shutil.which("runuser")
+        users = [u for u in ("postgres", "nobody") if _uid(u) is not None]
+        if runuser is None or not users:
+            pytest.skip("running as root needs runuser and a postgres or nobody user")
+        prefix = (runuser, "-u", users[0], "--")
+        os.chown(root, _uid(users[0]), -1)  # type: ignore[arg-type]
+    server = PgServer(root, programs, prefix)
+    try:
+        subprocess.run(
+            [
+                *prefix,
+                str(programs / "initdb"),
+                "-D",
+                str(root / "data"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        server.start()
+        subprocess.run(
+            [
+                *prefix,
+                str(programs / "psql"),
+                "-h",
+                str(root),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE ketenhub",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"a throw-away PostgreSQL could not be started: {type(exc).__name__}")
+    migrate.upgrade(server.url)
+    yield server
+    with contextlib.suppress(subprocess.SubprocessError):
+        server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _uid(user: str) -> int | None:
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
+
+
+async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_the_hub(
+    pg: PgServer, tmp_path: Path, population: Population
+) -> None:
+    settings = Settings(
+        policy_dir=POLICIES,
+        database_url=pg.url,
+        key_dir=tmp_path / "keys",
+        public_url="http://hub.test",
+    )
+    async with serving(settings, population) as hub:
+        person = hub.person("vdab")
+        made = await hub.container.clients.create(PartnerId("gtb"), frozenset({"exchange"}), None)
+        assert made.client_secret is not None
+        basic = (made.client_id, made.client_secret)
+        granted = await hub.consent("gtb", person, ["icf.assessment"])
+        assert granted.status_code == 201
+        first = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+        assert first.status_code == 200
+
+        pg.stop()
+        try:
+            _assert_unavailable(
+                await hub.exchange(
+                    "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+                )
+            )
+            _assert_unavailable(await hub.consent("gtb", person, OPEN))
+            _assert_unavailable(
+                await hub.http.get(
+                    "/v1/consents", params={"participant": person}, headers=hub.auth("gtb")
+                )
+            )
+            _assert_unavailable(
+                await hub.http.get("/v1/audit/events", headers=hub.auth("hub", "audit:read"))
+            )
+            token = await hub.http.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=basic
+            )
+            _assert_unavailable(token)
+        finally:
+            pg.start()
+
+        # The pool's connections died with the server: the very next requests get new ones.
+        again = await hub.exchange(
+            "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["audit_seq"] == first.json()["audit_seq"] + 1
+        (only,) = await _consents(hub, person)  # the refused grant left nothing
+        assert only["id"] == granted.json()["id"]
+        token = await hub.http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=basic
+        )
+        assert token.status_code == 200
+
+        # A restart between two requests: the pooled connections are dead, none is used.
+        pg.stop()
+        pg.start()
+        after_restart = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+        assert after_restart.status_code == 200, after_restart.text
+        assert (await hub.consent("gtb", person, OPEN)).status_code == 201
