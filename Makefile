@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench
+.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ unit: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
+
+# Soak (tests/soak): 10 minutes of mixed load with faults injected; prints its figures.
+# `make test` runs the same test for 15 s.
+soak: $(STAMP)
+	KETENHUB_SOAK_SECONDS=600 $(BIN)/pytest -q -s tests/soak
 
 # Benchmarks (bench/README.md): not part of `make test`; loopback only, bounded in time.
 BENCH_STAMP := $(VENV)/.bench-installed
