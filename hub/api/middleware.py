@@ -25,6 +25,8 @@ _SECURITY_HEADERS = (
 _SET_BY_US = frozenset(name for name, _ in _SECURITY_HEADERS)
 _NO_STORE = (b"cache-control", b"no-store")
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_DOCS_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
+"""No page of the hub may be framed (clickjacking), the documentation page included."""
 _DOCS = ("/docs",)
 """The API documentation page runs Swagger UI's scripts; everything else runs none."""
 log = structlog.get_logger("hub.api")
@@ -55,8 +57,7 @@ class HubMiddleware:
                 headers.extend(_SECURITY_HEADERS)
                 if not any(k == b"cache-control" for k, _ in headers):
                     headers.append(_NO_STORE)
-                if not documentation:
-                    headers.append(_CSP)
+                headers.append(_DOCS_CSP if documentation else _CSP)
                 message = {**message, "headers": headers}
             await send(message)
 
