@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
+import structlog
 
 from adapters.registry import ADAPTERS, adapter_names
 from hub.auth.endpoint import TokenEndpoint
@@ -20,15 +21,18 @@ from hub.auth.tokens import TokenIssuer, TokenVerifier
 from hub.clock import SystemClock
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.agreements import PolicySet
+from hub.domain.errors import ServiceUnavailableError
 from hub.domain.ids import PartnerId
 from hub.policy.loader import load_policy_dir
 from hub.ports import Clock, SourceAdapter
 from hub.ratelimit import RateLimiter
-from hub.services.audit import AuditService
+from hub.services.audit import AuditService, AuditTrail
 from hub.services.clients import ClientService
 from hub.services.consents import ConsentService
 from hub.services.exchange import ExchangeService
 from hub.settings import Settings
+
+log = structlog.get_logger("hub")
 
 # Partners' systems are few; keep connections to them warm, bounded per host.
 _CONNECTIONS_PER_SOURCE = 64
@@ -63,6 +67,10 @@ class Container:
         if self._closed:
             return
         self._closed = True
+        try:
+            await self.audit.checkpoint()  # the hub signs the head when it stops (CONTRACT.md 4)
+        except ServiceUnavailableError:
+            log.warning("audit_checkpoint_not_signed_at_stop")
         for adapter in self.sources.values():
             await adapter.aclose()
         await self.session.close()
@@ -106,6 +114,7 @@ async def build(
             if partner.source is not None
         }
     issuer = TokenIssuer(keys, settings.issuer, settings.issuer)
+    trail = AuditTrail(keys=keys, clock=clock)
     return Container(
         settings=settings,
         policies=policies,
@@ -114,11 +123,13 @@ async def build(
         clock=clock,
         session=session,
         sources=sources,
-        exchange=ExchangeService(policies=policies, db=db, sources=sources, keys=keys, clock=clock),
+        exchange=ExchangeService(
+            policies=policies, db=db, sources=sources, keys=keys, clock=clock, trail=trail
+        ),
         consents=ConsentService(
             policies=policies, db=db, keys=keys, clock=clock, issuer=settings.issuer
         ),
-        audit=AuditService(db=db, keys=keys),
+        audit=AuditService(db=db, keys=keys, trail=trail),
         clients=ClientService(
             policies=policies, db=db, clock=clock, validate_jwks=validate_client_jwks
         ),

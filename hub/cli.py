@@ -140,24 +140,43 @@ def client_create(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit log's hash chain offline; exits 1 on damage."""
+def audit_verify(
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A signed checkpoint kept outside the database (the checkpoint.jws of a "
+            "GET /v1/audit/verify answer) to hold the log against; may be repeated."
+        ),
+    ] = None,
+) -> None:
+    """Check the audit log's hash chain and signed checkpoints offline; exits 1 on damage."""
     settings = _settings()
-
-    async def verify() -> dict[str, object]:
-        from hub.db.database import SqlDatabase, create_engine  # noqa: PLC0415
-        from hub.services.audit import verify_log  # noqa: PLC0415
-
-        db = SqlDatabase(create_engine(settings.database_url))
-        try:
-            return (await verify_log(db)).as_dict()
-        finally:
-            await db.dispose()
+    from hub.auth.keys import FileKeyRing  # noqa: PLC0415
+    from hub.db.database import SqlDatabase, create_engine  # noqa: PLC0415
+    from hub.services.audit import read_checkpoint, verify_log  # noqa: PLC0415
 
     if not migrate.exists(settings.database_url):
         raise _fail(f"There is no database at {migrate.describe(settings.database_url)}.")
     if not migrate.is_current(settings.database_url):
         raise _fail("The database is not a Ketenhub database at the current schema version.")
+    try:
+        keys = FileKeyRing.load(settings.key_dir)
+    except HubError as exc:
+        raise _fail(f"The checkpoints need the hub's keys: {exc.detail}") from None
+    anchors = []
+    for jws in checkpoint or ():
+        found = read_checkpoint(keys, jws.strip())
+        if found is None:
+            raise _fail("A --checkpoint is not a checkpoint signed by this hub's keys.")
+        anchors.append(found)
+
+    async def verify() -> dict[str, object]:
+        db = SqlDatabase(create_engine(settings.database_url))
+        try:
+            return (await verify_log(db, keys, anchors)).as_dict()
+        finally:
+            await db.dispose()
+
     report = asyncio.run(verify())
     typer.echo(json.dumps(report))
     if not report["ok"]:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from consent.model import Consent
 from hub.domain.audit import AuditEntry, AuditRecord, ChainReport
+from hub.domain.checkpoints import Checkpoint
 from hub.domain.exchange import Outcome
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 
@@ -43,6 +44,10 @@ class KeyRing(Protocol):
 
     def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
         """A compact JWS over ``claims`` with the active signing key and its ``kid``."""
+
+    def verify(self, jws: str, *, typ: str) -> dict[str, Any] | None:
+        """The claims of a compact JWS of kind ``typ`` signed by one of the hub's keys
+        (the active one or an older one still published); None for anything else."""
 
     def jwks(self) -> dict[str, Any]:
         """The public signing keys, as a JWK Set (RFC 7517 section 5)."""
@@ -128,10 +133,27 @@ class ConsentRepository(Protocol):
 
 
 class AuditRepository(Protocol):
-    def append(self, entry: AuditEntry) -> AuditRecord:
-        """Chain ``entry`` after the current head, inside the caller's transaction."""
+    def append(self, entry: AuditEntry, *, tag: Callable[[str], str] | None = None) -> AuditRecord:
+        """Chain ``entry`` after the current head, inside the caller's transaction.
+
+        ``tag`` makes the record's authentication tag from its hash (``AuditTrail``)."""
 
     def get(self, seq: int) -> AuditRecord | None: ...
+
+    def head(self) -> tuple[int, str]:
+        """The newest record's seq and hash; ``(0, GENESIS)`` for an empty log."""
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of record ``seq``; None when there is no such record."""
+
+    def tags_after(self, seq: int) -> Sequence[tuple[int, str, str | None]]:
+        """``(seq, hash, tag)`` of every record after ``seq``, in order."""
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep a signed checkpoint; one for a seq that has one already is dropped."""
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The stored checkpoint with the highest seq, as stored (not yet checked)."""
 
     def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         """Newest first."""

@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from functools import cache
@@ -36,6 +36,7 @@ from hub.domain.audit import (
     join_segments,
     link,
 )
+from hub.domain.checkpoints import Checkpoint
 from hub.domain.ids import FieldName, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.ports import AuditQuery, ClientRecord, StoredAnswer
@@ -183,8 +184,8 @@ def _consent(row: Row) -> Consent:
 _AUDIT_COLUMNS = STORED_MEMBERS
 _AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit_events"
 _AUDIT_INSERT = (
-    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _AUDIT_COLUMNS)})"
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_COLUMNS)}, tag) "
+    f"VALUES ({', '.join(':' + c for c in _AUDIT_COLUMNS)}, :tag)"
 )
 
 
@@ -192,7 +193,7 @@ class SqlAudit:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    def append(self, entry: AuditEntry) -> AuditRecord:
+    def append(self, entry: AuditEntry, *, tag: Callable[[str], str] | None = None) -> AuditRecord:
         # Taking the head row with an UPDATE first makes the database serialise
         # appenders (a row lock on PostgreSQL, the write lock on SQLite) before
         # anyone reads the previous hash.
@@ -200,13 +201,48 @@ class SqlAudit:
         if head is None:
             raise LookupError("the audit head row is missing: run `ketenhub db upgrade`")
         record = link(int(head[0]), entry, str(head[1]))
-        self._sql.run(_AUDIT_INSERT, _audit_row(record))
+        row = _audit_row(record)
+        row["tag"] = None if tag is None else tag(record.hash)
+        self._sql.run(_AUDIT_INSERT, row)
         self._sql.run("UPDATE audit_head SET hash = :hash WHERE id = 1", {"hash": record.hash})
         return record
 
     def get(self, seq: int) -> AuditRecord | None:
         row = self._sql.row(f"{_AUDIT_SELECT} WHERE seq = :seq", {"seq": seq})
         return None if row is None else _record(row)
+
+    def head(self) -> tuple[int, str]:
+        row = self._sql.row("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def hash_at(self, seq: int) -> str | None:
+        row = self._sql.row("SELECT hash FROM audit_events WHERE seq = :seq", {"seq": seq})
+        return None if row is None else str(row[0])
+
+    def tags_after(self, seq: int) -> Sequence[tuple[int, str, str | None]]:
+        return [
+            (_seq(r[0]), str(r[1]), None if r[2] is None else str(r[2]))
+            for r in self._sql.rows(
+                "SELECT seq, hash, tag FROM audit_events WHERE seq > :seq ORDER BY seq",
+                {"seq": seq},
+            )
+        ]
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        # Workers that stop together may sign the same head: the first one stays.
+        self._sql.run(
+            "INSERT INTO audit_checkpoints (seq, head, at, jws) VALUES (:seq, :head, :at, :jws) "
+            "ON CONFLICT (seq) DO NOTHING",
+            checkpoint.as_dict(),
+        )
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        row = self._sql.row(
+            "SELECT seq, head, at, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+        )
+        if row is None:
+            return None
+        return Checkpoint(_seq(row[0]), str(row[1]), str(row[2]), str(row[3]))
 
     def page(self, query: AuditQuery, limit: int) -> Sequence[AuditRecord]:
         conditions: list[str] = []

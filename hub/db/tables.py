@@ -77,6 +77,9 @@ audit_events = Table(
     Column("replay_of", BigInteger),
     Column("prev_hash", HEX64, nullable=False),
     Column("hash", HEX64, nullable=False),
+    # HMAC of hash under a hub key: proves records after the newest checkpoint are the
+    # hub's own (migration 0003; hub.domain.checkpoints).
+    Column("tag", HEX64),
     Index("ix_audit_participant", "participant", "seq"),
     Index("ix_audit_requester", "requester", "seq"),
     Index("ix_audit_source", "source", "seq"),
@@ -91,6 +94,16 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", HEX64, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    # seq and hash of the record signed for, when, and the JWS (hub.domain.checkpoints)
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("head", HEX64, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("jws", Text, nullable=False),
 )
 
 idempotency = Table(

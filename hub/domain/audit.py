@@ -4,7 +4,8 @@ Each record's ``hash`` is SHA-256 over the canonical JSON of every other member,
 ``prev_hash`` and ``seq`` included, so that changing, removing, inserting or
 reordering any stored record breaks the chain at that record. The first record's
 ``prev_hash`` is ``GENESIS``. Records cut off the end are detected against signed
-checkpoints (a later issue); ``verify_chain`` reports what the rows themselves prove.
+checkpoints (``hub.domain.checkpoints``); ``verify_chain`` reports what the rows
+themselves prove.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from hub.domain.checkpoints import Checkpoint
 
 GENESIS = "0" * 64
 
@@ -103,15 +107,24 @@ def _entry_dict(entry: AuditEntry) -> dict[str, Any]:
         "actor": dict(entry.actor),
         "decision": str(entry.decision),
         "reason": entry.reason,
-        "fields_requested": list(entry.fields_requested),
-        "fields_disclosed": list(entry.fields_disclosed),
-        "withheld": [dict(w) if isinstance(w, dict) else w for w in entry.withheld],
+        "fields_requested": _listed(entry.fields_requested),
+        "fields_disclosed": _listed(entry.fields_disclosed),
+        "withheld": _listed(entry.withheld),
         "agreement": entry.agreement,
-        "agreements": list(entry.agreements),
-        "consents": list(entry.consents),
+        "agreements": _listed(entry.agreements),
+        "consents": _listed(entry.consents),
         "disclosure_id": entry.disclosure_id,
         "replay_of": entry.replay_of,
     }
+
+
+def _listed(members: Iterable[object]) -> object:
+    """A list member as hashed and shown. Text stays text: a stored row whose list
+    member is not a JSON list (tampered) must not hash like a list; ``list("")``
+    would make ``[]`` of it."""
+    if isinstance(members, str):
+        return members
+    return [dict(m) if isinstance(m, dict) else m for m in members]
 
 
 def canonical(seq: int, entry: AuditEntry, prev_hash: str) -> bytes:
@@ -135,16 +148,25 @@ class ChainReport:
     head: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    checkpoint: Checkpoint | None = None
+    """The newest signed checkpoint the log was found to hold (``hub.domain.checkpoints``)."""
 
     def as_dict(self) -> dict[str, Any]:
+        checkpoint = None if self.checkpoint is None else self.checkpoint.as_dict()
         if self.ok:
-            return {"ok": True, "entries": self.entries, "head": self.head}
+            return {
+                "ok": True,
+                "entries": self.entries,
+                "head": self.head,
+                "checkpoint": checkpoint,
+            }
         return {
             "ok": False,
             "entries": self.entries,
             "head": self.head,
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
+            "checkpoint": checkpoint,
         }
 
 
@@ -292,7 +314,7 @@ class _ListMemo(dict[str, str]):
             raise TypeError(key)
         if _PLAIN_LIST.fullmatch(key) is None:
             decoded = json.loads(key)
-            if not isinstance(decoded, list) or _canonical_json(_members(decoded)) != key:
+            if not isinstance(decoded, list) or _canonical_json(_listed(decoded)) != key:
                 raise ValueError(key)
         if len(self) > _MEMO_LIMIT:
             self.clear()
@@ -307,11 +329,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PLAIN = r'"[ !#-\[\]-~]*"'
 _PLAIN_LIST = re.compile(rf"\[(?:{_PLAIN}(?:,{_PLAIN})*)?\]")
 """A JSON list of strings that need no escaping: its own canonical form."""
-
-
-def _members(value: Iterable[object]) -> list[object]:
-    """A list member as ``canonical`` sees it."""
-    return [dict(w) if isinstance(w, dict) else w for w in value]
 
 
 def _canonical_json(value: object) -> str:

@@ -1,22 +1,72 @@
-"""The privacy officer's view of the audit log (CONTRACT.md section 4)."""
+"""The audit log: appending with signed checkpoints, and the privacy officer's view
+(CONTRACT.md section 4)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from hub.domain.audit import AuditRecord, ChainReport
+from hub.domain.audit import AuditEntry, AuditRecord, ChainReport
+from hub.domain.checkpoints import (
+    CHECKPOINT_TYP,
+    Anchor,
+    Checkpoint,
+    checkpoint_claims,
+    checkpoint_due,
+    hold_against,
+    hold_tags,
+    read_claims,
+)
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
 from hub.domain.principal import Principal
-from hub.ports import AuditQuery, Database, KeyRing
+from hub.ports import AuditQuery, Clock, Database, KeyRing, UnitOfWork
 from hub.services.paging import Page, check_limit, decode_position, encode_cursor
 
 
+class AuditTrail:
+    """Appends to the chain inside the caller's transaction, signing checkpoints.
+
+    Every use case that records an event appends through this, so that each
+    ``CHECKPOINT_EVERY``-th record is signed in its own transaction.
+    """
+
+    def __init__(self, *, keys: KeyRing, clock: Clock) -> None:
+        self._keys = keys
+        self._clock = clock
+
+    def append(self, uow: UnitOfWork, entry: AuditEntry) -> AuditRecord:
+        record = uow.audit.append(entry, tag=self.tag)
+        if checkpoint_due(record.seq):
+            uow.audit.add_checkpoint(self._sign(record.seq, record.hash))
+        return record
+
+    def checkpoint_head(self, uow: UnitOfWork) -> Checkpoint | None:
+        """Sign the newest record unless a checkpoint names it already (the hub stops)."""
+        seq, head = uow.audit.head()
+        latest = uow.audit.latest_checkpoint()
+        if seq == 0 or (latest is not None and latest.seq >= seq):
+            return None
+        checkpoint = self._sign(seq, head)
+        uow.audit.add_checkpoint(checkpoint)
+        return checkpoint
+
+    def tag(self, record_hash: str) -> str:
+        """The record's tag: proves the hub wrote it (``hub.domain.checkpoints``)."""
+        return record_tag(self._keys, record_hash)
+
+    def _sign(self, seq: int, head: str) -> Checkpoint:
+        at = format_timestamp(self._clock.now())
+        jws = self._keys.sign(checkpoint_claims(seq, head, at), typ=CHECKPOINT_TYP)
+        return Checkpoint(seq, head, at, jws)
+
+
 class AuditService:
-    def __init__(self, *, db: Database, keys: KeyRing) -> None:
+    def __init__(self, *, db: Database, keys: KeyRing, trail: AuditTrail) -> None:
         self._db = db
         self._keys = keys
+        self._trail = trail
 
     async def events(
         self,
@@ -49,9 +99,42 @@ class AuditService:
         return Page(items, encode_cursor(str(items[-1].seq)) if more and items else None)
 
     async def verify(self) -> ChainReport:
-        return await verify_log(self._db)
+        return await verify_log(self._db, self._keys)
+
+    async def checkpoint(self) -> Checkpoint | None:
+        """Sign the newest record (the hub stops: CONTRACT.md 4)."""
+        return await self._db.write(self._trail.checkpoint_head)
 
 
-async def verify_log(db: Database) -> ChainReport:
-    """The chain check over the whole log (also used offline by the CLI)."""
-    return await db.scan(lambda uow: uow.audit.verify())
+def record_tag(keys: KeyRing, record_hash: str) -> str:
+    return keys.digest(record_hash, context=_TAG_CONTEXT)
+
+
+_TAG_CONTEXT = "audit-record"
+
+
+def read_checkpoint(keys: KeyRing, jws: str) -> Checkpoint | None:
+    """The checkpoint a compact JWS holds when one of the hub's keys signed it."""
+    return read_claims(keys.verify(jws, typ=CHECKPOINT_TYP), jws)
+
+
+async def verify_log(
+    db: Database, keys: KeyRing, anchors: Sequence[Checkpoint] = ()
+) -> ChainReport:
+    """The whole log: the chain, held against the newest stored checkpoint and against
+    ``anchors``, checkpoints kept elsewhere (``read_checkpoint``). Also used offline by
+    the CLI."""
+
+    def check(uow: UnitOfWork) -> ChainReport:
+        # The checkpoint first: one read now names a record the log already held.
+        stored = uow.audit.latest_checkpoint()
+        report = uow.audit.verify()
+        held = [Anchor(a, a.seq, uow.audit.hash_at(a.seq)) for a in anchors]
+        if stored is not None:
+            found = read_checkpoint(keys, stored.jws)
+            held.append(Anchor(found, stored.seq, uow.audit.hash_at(stored.seq)))
+        report = hold_against(report, held)
+        after = 0 if report.checkpoint is None else report.checkpoint.seq
+        return hold_tags(report, uow.audit.tags_after(after), lambda h: record_tag(keys, h))
+
+    return await db.scan(check)

@@ -50,6 +50,7 @@ from hub.domain.ids import FieldName, PartnerId
 from hub.domain.moments import format_timestamp
 from hub.policy.decide import brussels_day, decide
 from hub.ports import Clock, Database, KeyRing, SourceAdapter, StoredAnswer, UnitOfWork
+from hub.services.audit import AuditTrail
 
 log = structlog.get_logger("hub.exchange")
 
@@ -107,8 +108,10 @@ class ExchangeService:
         sources: Mapping[PartnerId, SourceAdapter],
         keys: KeyRing,
         clock: Clock,
+        trail: AuditTrail,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        self._trail = trail
         self._policies = policies
         self._db = db
         self._sources = sources
@@ -192,8 +195,8 @@ class ExchangeService:
                     final = Outcome.DENIED
             disclosure_id = self._new_id() if final is Outcome.DISCLOSED else None
             reason = error.reason if error is not None else _reason_for(final)
-            appended = uow.audit.append(
-                self._entry(context, confirmed, final, reason, disclosure_id)
+            appended = self._trail.append(
+                uow, self._entry(context, confirmed, final, reason, disclosure_id)
             )
             if error is not None:
                 answer = Answer.of(error.status, {**error.to_problem(), "audit_seq": appended.seq})
@@ -302,7 +305,7 @@ class ExchangeService:
                 actor={"role": request.actor.role, "id": request.actor.id},
                 replay_of=original.seq,
             )
-            return content, uow.audit.append(entry)
+            return content, self._trail.append(uow, entry)
 
         replayed = await self._db.write(replay)
         if replayed is None:

@@ -137,7 +137,12 @@ async def test_verify_reports_the_head_of_an_intact_log(hub: Hub) -> None:
     await _some_decisions(hub)
     report = (await hub.http.get("/v1/audit/verify", headers=hub.auth("hub"))).json()
     events = (await hub.http.get("/v1/audit/events?limit=1", headers=hub.auth("hub"))).json()
-    assert report == {"ok": True, "entries": 4, "head": events["items"][0]["hash"]}
+    assert report == {
+        "ok": True,
+        "entries": 4,
+        "head": events["items"][0]["hash"],
+        "checkpoint": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -162,7 +167,11 @@ async def test_verify_names_the_first_damaged_record(
 
 async def test_the_cli_verifies_offline_and_fails_on_damage(hub: Hub) -> None:
     await _some_decisions(hub)
-    env = {"KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}", "PATH": "/usr/bin:/bin"}
+    env = {
+        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
+        "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
+        "PATH": "/usr/bin:/bin",
+    }
     command = [sys.executable, "-m", "hub", "audit", "verify"]
     intact = await asyncio.to_thread(run, command, env)
     assert intact.returncode == 0, intact.stderr

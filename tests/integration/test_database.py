@@ -11,30 +11,12 @@ import pytest
 
 from hub.db import migrate
 from hub.db.database import SqlDatabase, create_engine
-from hub.domain.audit import AuditEntry, AuditRecord, verify_chain
+from hub.domain.audit import AuditRecord, verify_chain
 from hub.domain.errors import ServiceUnavailableError
 from hub.ports import UnitOfWork
+from tests.builders import an_audit_entry
 
-
-def _entry(n: int) -> AuditEntry:
-    return AuditEntry(
-        at="2026-06-15T10:00:00.000000Z",
-        kind="exchange",
-        requester="gtb",
-        source="vdab",
-        participant=f"{n:064x}",
-        purpose="trajectory-coordination",
-        actor={"role": "casemanager-work", "id": f"actor-{n}"},
-        decision="denied",
-        reason="nothing-disclosed",
-        fields_requested=["trajectory.status"],
-        fields_disclosed=[],
-        withheld=[{"field": "trajectory.status", "reason": "field-not-allowed"}],
-        agreement=None,
-        agreements=[],
-        consents=[],
-        disclosure_id=None,
-    )
+_entry = an_audit_entry
 
 
 @pytest.fixture

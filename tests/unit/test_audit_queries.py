@@ -186,4 +186,5 @@ def test_upgrading_from_0001_keeps_the_log_and_swaps_the_time_index(tmp_path: Pa
         "ok": True,
         "entries": 1,
         "head": record.hash,
+        "checkpoint": None,
     }

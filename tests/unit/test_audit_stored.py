@@ -245,7 +245,8 @@ def _fill(path: Path, length: int) -> None:
     rows = stored_chain([an_entry(n) for n in range(1, length + 1)])
     with sqlite3.connect(path) as raw:
         marks = ", ".join("?" * len(STORED_MEMBERS))
-        raw.executemany(f"INSERT INTO audit_events VALUES ({marks})", rows)
+        columns = ", ".join(STORED_MEMBERS)
+        raw.executemany(f"INSERT INTO audit_events ({columns}) VALUES ({marks})", rows)
 
 
 @pytest.fixture(scope="module")
