@@ -103,7 +103,7 @@ class Load:
     tally: Tally
     gtb: dict[str, str]
     officer: dict[str, str]
-    client: tuple[str, str]
+    clients: dict[str, tuple[str, str]]
     http: httpx.AsyncClient
     rng: random.Random
     mine: list[str]  # participants whose consents only this client touches
@@ -254,14 +254,22 @@ class Load:
             self.tally.check("audit-verify", answer.json()["ok"] is True, answer.json())
 
     async def token(self) -> None:
-        answer = await self.call(
-            "token",
-            "POST",
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=self.client,
-        )
+        """A fresh token, by either secret method; gtb's and the officer's replace the old."""
+        name = self.rng.choice(sorted(self.clients))
+        client_id, secret = self.clients[name]
+        data = {"grant_type": "client_credentials"}
+        if self.rng.random() < 0.5:  # client_secret_post
+            data |= {"client_id": client_id, "client_secret": secret}
+            answer = await self.call("token", "POST", "/oauth/token", data=data)
+        else:  # client_secret_basic
+            answer = await self.call(
+                "token", "POST", "/oauth/token", data=data, auth=(client_id, secret)
+            )
         self.tally.saw("token", answer.status_code, {200, 503}, answer.text)
+        # Shared headers, changed in place: a soak longer than a token's life goes on.
+        headers = {"gtb": self.gtb, "officer": self.officer}.get(name)
+        if headers is not None and answer.status_code == 200:
+            headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
     async def bad_input(self) -> None:
         which = self.rng.randrange(3)
@@ -442,7 +450,7 @@ async def soak(world: World, hubs: Hubs, log: Path, tally: Tally, tokens: dict[s
             rng=random.Random(index),
             gtb=tokens["gtb"],
             officer=tokens["officer"],
-            client=tokens["client"],
+            clients=tokens["clients"],
             mine=vdab[index::CLIENTS][:10],
             strangers=strangers,
             vdab=vdab,
@@ -531,7 +539,11 @@ def test_soak_mixed_load_with_faults_loses_nothing(world: World, tmp_path: Path)
     try:
         with httpx.Client(base_url=hubs.hub.base, timeout=30) as http:
             # Keys survive the restart, so these tokens do too.
-            tokens = {"gtb": bearer(http, gtb), "officer": bearer(http, officer), "client": fetcher}
+            tokens = {
+                "gtb": bearer(http, gtb),
+                "officer": bearer(http, officer),
+                "clients": {"gtb": gtb, "officer": officer, "vdab": fetcher},
+            }
         asyncio.run(soak(world, hubs, log, tally, tokens))
         with httpx.Client(base_url=hubs.hub.base, timeout=60) as http:
             online = http.get("/v1/audit/verify", headers=tokens["officer"]).json()
