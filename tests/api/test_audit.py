@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from hub import bootstrap
 from tests.api.conftest import Hub
 
 OPEN = ["trajectory.status"]
@@ -181,3 +184,48 @@ async def test_the_cli_verifies_offline_and_fails_on_damage(hub: Hub) -> None:
     damaged = await asyncio.to_thread(run, command, env)
     assert damaged.returncode == 1
     assert '"first_bad_seq": 1' in damaged.stdout
+
+
+async def test_the_hub_signs_its_head_when_it_stops_and_verify_names_that_checkpoint(
+    hub: Hub,
+) -> None:
+    await _some_decisions(hub)
+    await hub.container.aclose()  # what a stopping hub does: the fixture's close is a no-op
+    reopened = await bootstrap.build(hub.container.settings, clock=hub.clock)
+    try:
+        report = (await reopened.audit.verify()).as_dict()
+    finally:
+        await reopened.aclose()
+    assert report["ok"] is True
+    checkpoint = report["checkpoint"]
+    assert checkpoint["seq"] == 4
+    assert checkpoint["head"] == report["head"]
+    header = json.loads(base64.urlsafe_b64decode(checkpoint["jws"].split(".")[0] + "=="))
+    assert header["typ"] == "ketenhub-audit-checkpoint+jwt"
+    assert header["kid"] in {k["kid"] for k in hub.container.keys.jwks()["keys"]}
+
+
+async def test_a_checkpoint_kept_by_an_officer_catches_a_log_cut_short_with_its_checkpoints(
+    hub: Hub,
+) -> None:
+    await _some_decisions(hub)
+    kept = await hub.container.audit.checkpoint()
+    assert kept is not None
+    with sqlite3.connect(hub.db_path) as raw:
+        raw.execute("DELETE FROM audit_events WHERE seq > 2")
+        raw.execute("DELETE FROM audit_checkpoints")
+        raw.execute("UPDATE audit_head SET seq = 2")
+    env = {
+        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
+        "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [sys.executable, "-m", "hub", "audit", "verify"]
+    alone = await asyncio.to_thread(run, command, env)
+    assert alone.returncode == 0  # what the database alone can prove: a shorter log
+    held = await asyncio.to_thread(run, [*command, "--checkpoint", kept.jws], env)
+    assert held.returncode == 1
+    assert json.loads(held.stdout)["first_bad_seq"] == 3
+    forged = await asyncio.to_thread(run, [*command, "--checkpoint", "a.b.c"], env)
+    assert forged.returncode == 2
+    assert "not a checkpoint signed by this hub" in forged.stderr
