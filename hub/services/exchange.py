@@ -208,6 +208,7 @@ class ExchangeService:
             return answer, appended, confirmed, final, reason
 
         answer, appended, decision, outcome, reason = await self._db.write(record)
+        self._trail.committed(appended)
         (log.warning if outcome is Outcome.FAILED else log.info)(
             "exchange_decided",
             requester=context.request.requester,
@@ -311,6 +312,7 @@ class ExchangeService:
         if replayed is None:
             return None
         content, record = replayed
+        self._trail.committed(record)
         log.info(
             "exchange_replayed",
             requester=request.requester,
