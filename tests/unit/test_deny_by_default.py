@@ -6,9 +6,8 @@ and random validity windows), random requests, random consents and a random mome
 ``decide`` allows a field if and only if the oracle below does, and names an agreement
 version and a consent that the oracle accepts.
 
-The oracle restates CONTRACT.md 3 in the plainest terms and shares no code with
-``hub.policy.decide``: it computes the Brussels day itself and picks the version in
-force by scanning every agreement.
+The oracle (tests/oracle.py) restates CONTRACT.md 3 in the plainest terms and shares
+no code with ``hub.policy.decide``.
 
 Precondition of ``decide`` (its docstring): the caller passes the participant's consents,
 selected by pseudonym; consents of other participants are dropped here as the exchange
@@ -19,8 +18,7 @@ selection end to end).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, time, timedelta
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -31,6 +29,7 @@ from hub.domain.exchange import Actor, ExchangeRequest
 from hub.domain.ids import FieldName, PartnerId, Purpose, Role
 from hub.policy.decide import decide
 from tests.builders import NOW, PSEUDONYM, a_consent, a_policy_set, a_request, an_agreement
+from tests.oracle import BRUSSELS, permit
 
 CATALOGUE = {
     "vdab": ("trajectory.status", "trajectory.plan", "icf.assessment"),
@@ -46,7 +45,6 @@ PURPOSES = ("trajectory-coordination", "integration-coordination")
 ROLES = ("casemanager-work", "casemanager-care", "penhouder")
 IDS = ("alpha", "beta", "gamma")
 OTHER_PARTICIPANT = "q" * 64
-BRUSSELS = ZoneInfo("Europe/Brussels")
 TODAY = NOW.astimezone(BRUSSELS).date()
 
 
@@ -173,69 +171,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     request = draw(requests(policies))
     found = draw(st.lists(consents(request), max_size=6, unique_by=lambda c: c.id))
     return Scenario(policies, request, found, draw(MOMENTS))
-
-
-# -- the oracle ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Permit:
-    """What allows one field: the agreement versions, and consents where they need one."""
-
-    agreements: frozenset[str]
-    """``id@version`` of every version in force that allows the field on its own terms."""
-    consents: frozenset[str]
-    """Ids of every consent that matches the field (CONTRACT.md 3's wording)."""
-
-    @property
-    def allows(self) -> bool:
-        return bool(self.agreements)
-
-
-def in_force(policies: PolicySet, now: datetime) -> list[Agreement]:
-    """Per id, the highest version whose window holds the Brussels day of ``now``."""
-    day: date = now.astimezone(BRUSSELS).date()
-    best: dict[str, Agreement] = {}
-    for agreement in policies.agreements:
-        open_ = agreement.valid_from <= day and (
-            agreement.valid_until is None or day <= agreement.valid_until
-        )
-        if open_ and (agreement.id not in best or agreement.version > best[agreement.id].version):
-            best[agreement.id] = agreement
-    return list(best.values())
-
-
-def permit(
-    request: ExchangeRequest,
-    field: FieldName,
-    policies: PolicySet,
-    consents: list[Consent],
-    participant: str,
-    now: datetime,
-) -> Permit:
-    matching = frozenset(
-        c.id
-        for c in consents
-        if c.participant == participant
-        and c.recipient == request.requester
-        and c.purpose == request.purpose
-        and field in c.fields
-        and c.revoked_at is None
-        and (c.valid_until is None or now < c.valid_until)
-    )
-    if field not in policies.catalogue.get(request.source, {}):
-        return Permit(frozenset(), matching)
-    allowing = frozenset(
-        f"{a.id}@{a.version}"
-        for a in in_force(policies, now)
-        if a.provider == request.source
-        and request.requester in a.recipients
-        and a.purpose == request.purpose
-        and field in a.fields
-        and request.actor.role in a.roles
-        and (not a.consent_required or matching)
-    )
-    return Permit(allowing, matching)
 
 
 # -- the property ------------------------------------------------------------------------
