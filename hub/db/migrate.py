@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 
@@ -25,6 +27,8 @@ def _config() -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     ensure_sqlite_dir(url)
     engine = create_sync_engine(sync_url(url))
+    if engine.dialect.name == "sqlite":
+        _serialise_sqlite(engine)
     try:
         with engine.begin() as connection:
             config = _config()
@@ -32,6 +36,22 @@ def upgrade(url: str, revision: str = "head") -> None:
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def _serialise_sqlite(engine: Engine) -> None:
+    """Migrate under SQLite's write lock, taken first: two processes that start on a new
+    database at once (``serve`` beside ``client create``) would otherwise both find no
+    schema and both create it, and the second fails with ``table ... already exists``.
+    The second now waits, then finds the schema current."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def describe(url: str) -> str:

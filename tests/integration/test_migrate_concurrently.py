@@ -1,0 +1,35 @@
+"""Processes that start on a new SQLite database at once all migrate it.
+
+``ketenhub serve`` beside ``ketenhub client create`` in a start-up script: each
+finds no schema; without a lock taken first, both create the tables and one fails
+with ``table clients already exists`` (found by the crash test's harness).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from hub.db import migrate
+
+PROCESSES = 3
+
+
+def _migrate(url: str, start: multiprocessing.synchronize.Barrier) -> None:
+    start.wait(timeout=30)
+    migrate.upgrade(url)  # an exception exits the process with status 1
+
+
+def test_concurrent_first_migrations_of_a_new_database_all_succeed(tmp_path: Path) -> None:
+    # fork: the processes are ready at once, so their migrations overlap.
+    context = multiprocessing.get_context("fork")
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path / f'hub-{attempt}.db'}"
+        start = context.Barrier(PROCESSES)
+        processes = [context.Process(target=_migrate, args=(url, start)) for _ in range(PROCESSES)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [p.exitcode for p in processes] == [0] * PROCESSES, attempt
+        assert migrate.is_current(url)
