@@ -160,6 +160,10 @@ def settings(tmp_path: Path, template_db: Path) -> Settings:
         database_url=f"sqlite:///{db}",
         key_dir=tmp_path / "keys",
         public_url="http://hub.test",
+        # In-process calls outrun any partner: a test of limits sets its own
+        # (tests/api/test_rate_limit.py).
+        rate_limit="off",
+        token_rate_limit="off",
     )
 
 
