@@ -9,12 +9,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
 from hub.api.problems import PROBLEM_JSON
 from hub.domain.principal import Scope
+from hub.services.paging import MAX_LIMIT
 
 SCHEME = "oauth2"
 
@@ -29,6 +30,44 @@ class Problem(BaseModel):
     status: int
     detail: str
     reason: str | None = None
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 5.2 error response of the token endpoint, with the problem members beside."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    error_description: str | None = None
+    type: str | None = None
+    title: str | None = None
+    status: int | None = None
+    detail: str | None = None
+
+
+def oauth_errors(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of the token endpoint: RFC 6749 5.2 errors, ``application/json``."""
+    return {
+        status: {
+            "description": descriptions.get(f"s{status}", HTTPStatus(status).phrase),
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}
+            },
+        }
+        for status in statuses
+    }
+
+
+def limit_query() -> Any:
+    """``limit`` of a list answer (CONTRACT.md 5), as the document states it.
+
+    The bounds are documented, not enforced here: the service checks them, so that the
+    ``422`` names its reason (``invalid-limit``) rather than a generic validation error.
+    """
+    return Query(
+        description=f"Items per page, 1 to {MAX_LIMIT}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    )
 
 
 def problems(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
@@ -71,6 +110,7 @@ def install(app: FastAPI) -> None:
             )
             components = schema.setdefault("components", {})
             components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            components["schemas"]["OAuthError"] = OAuthError.model_json_schema()
             components["securitySchemes"] = {
                 SCHEME: {
                     "type": "oauth2",

@@ -42,11 +42,12 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from hub.api.app import create_app
 from hub.api.problems import PROBLEM_JSON
+from hub.domain.ids import PartnerId
 from hub.domain.principal import ALL_SCOPES
 from hub.settings import Settings
 from tests.api.conftest import POLICIES, Hub
 
-EXAMPLES = 60
+EXAMPLES = 40
 BASE_URL = "http://hub.test"
 TOKEN_PATH = "/oauth/token"
 PARTNER = "ocmw-gent"
@@ -113,7 +114,7 @@ def _assert_error_shape(response: httpx.Response, path: str) -> None:
     """CONTRACT.md 5: every error is problem+json; the token endpoint answers RFC 6749 5.2."""
     media_type = response.headers.get("content-type", "").partition(";")[0].strip()
     document = response.json()
-    if path == TOKEN_PATH:
+    if path == TOKEN_PATH and response.status_code != 413:  # the body limit comes before OAuth
         assert media_type == "application/json", response.headers
         assert isinstance(document.get("error"), str), document
         return
@@ -156,6 +157,10 @@ class Known:
     catalogue: dict[str, list[str]]
     purposes: list[str]
     roles: list[str]
+    agreements: list[tuple[str, str, list[str], list[str]]]
+    """Source, purpose, fields and roles of each agreement that names the partner."""
+    client: tuple[str, str] = ("", "")
+    """A client_secret client of the partner: its id and secret."""
     consents: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -167,6 +172,11 @@ class Known:
             catalogue=catalogue,
             purposes=sorted({a.purpose for a in policies.agreements}),
             roles=sorted({r for a in policies.agreements for r in a.roles}),
+            agreements=[
+                (a.provider, a.purpose, sorted(a.fields), sorted(a.roles))
+                for a in policies.agreements
+                if PARTNER in a.recipients
+            ],
         )
 
 
@@ -179,16 +189,22 @@ def _realistic(case: Case, known: Known, data: st.DataObject, caller: str) -> No
         case.query["participant"] = participant
     if isinstance(case.path_parameters, dict) and "consent_id" in case.path_parameters:
         case.path_parameters["consent_id"] = pick(known.consents)
+    if isinstance(case.body, dict) and "grant_type" in case.body:
+        body = {k: v for k, v in case.body.items() if not k.startswith("client_assertion")}
+        body["client_id"], body["client_secret"] = known.client
+        case.body = body
     if isinstance(case.body, dict) and "participant" in case.body:
         body = dict(case.body)
         body["participant"] = participant
         body["purpose"] = pick(known.purposes)
-        body["fields"] = sorted(
-            set(data.draw(st.lists(st.sampled_from(known.catalogue[source]), min_size=1)))
-        )
+        fields = known.catalogue[source]
         if "source" in body:
+            # An agreement that names the partner, so that some fields are disclosed.
+            source, body["purpose"], fields, roles = pick(known.agreements)
             body["source"] = source
-            body["actor"] = {"role": pick(known.roles), "id": "u-1"}
+            body["participant"] = known.participants[pick([source, source, ""])]
+            body["actor"] = {"role": pick(roles), "id": "u-1"}
+        body["fields"] = sorted(set(data.draw(st.lists(st.sampled_from(fields), min_size=1))))
         if "recipient" in body:
             body["recipient"] = OPERATOR if caller == "operator" else PARTNER
         case.body = body
@@ -198,6 +214,9 @@ def _realistic(case: Case, known: Known, data: st.DataObject, caller: str) -> No
 async def known(hub: Hub) -> Known:
     """What the hub knows, with a few consents given to the partner (to list and revoke)."""
     found = Known.of(hub)
+    made = await hub.container.clients.create(PartnerId(PARTNER), frozenset(ALL))
+    assert made.client_secret is not None
+    found.client = (made.client_id, made.client_secret)
     for source, participant in sorted(found.participants.items())[1:4]:
         fields = found.catalogue[source][:2]
         granted = await hub.consent(PARTNER, participant, fields)
@@ -223,16 +242,21 @@ FUZZ = hypothesis_settings(
 )
 
 
-@pytest.mark.parametrize(("method", "path"), _operations())
+FUZZED = [
+    pytest.param(method, path, mode, id=f"{method}-{path}-{mode.value}")
+    for method, path in _operations()
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    # An operation without parameters or body has nothing to break.
+    if mode is GenerationMode.POSITIVE or _has_inputs(method, path)
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), FUZZED)
 @FUZZ
 @given(data=st.data())
 async def test_every_answer_is_documented(
-    hub: Hub, known: Known, method: str, path: str, data: st.DataObject
+    hub: Hub, known: Known, method: str, path: str, mode: GenerationMode, data: st.DataObject
 ) -> None:
-    modes = [GenerationMode.POSITIVE] * 2
-    if _has_inputs(method, path):
-        modes.append(GenerationMode.NEGATIVE)
-    mode = data.draw(st.sampled_from(modes), label="mode")
     caller = data.draw(st.sampled_from(CALLERS), label="caller")
     case = data.draw(_schema()[path][method].as_strategy(generation_mode=mode), label="case")
     if mode is GenerationMode.POSITIVE and data.draw(st.sampled_from((True, True, False))):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import ContainerDep, parse_moment, require
-from hub.api.openapi import PROTECTED, secured
+from hub.api.openapi import PROTECTED, limit_query, secured
 from hub.api.schemas import Slug
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
@@ -34,7 +34,7 @@ async def events(  # noqa: PLR0917
     since: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+    limit: Annotated[int, limit_query()] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     page = await hub.audit.events(
         principal,

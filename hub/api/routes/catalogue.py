@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from hub.api.deps import ContainerDep, require
-from hub.api.openapi import PROTECTED, secured
+from hub.api.openapi import PROTECTED, limit_query, secured
 from hub.domain.agreements import Agreement
 from hub.domain.principal import Principal
 from hub.policy.decide import brussels_day
@@ -35,7 +35,7 @@ async def catalogue(
     hub: ContainerDep,
     _principal: Authenticated,
     cursor: str | None = None,
-    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+    limit: Annotated[int, limit_query()] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     items = [
         {"source": f.source, "name": f.name, "category": f.category, "special": f.special}
@@ -55,7 +55,7 @@ async def agreements(
     hub: ContainerDep,
     _principal: Authenticated,
     cursor: str | None = None,
-    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+    limit: Annotated[int, limit_query()] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     today = brussels_day(hub.clock.now())
     items = [_agreement(a) for a in hub.policies.all_in_force(today)]

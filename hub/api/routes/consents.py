@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from consent.model import Consent
 from hub.api.deps import ContainerDep, check_identifiers, parse_moment, require
-from hub.api.openapi import PROTECTED, problems, secured
+from hub.api.openapi import PROTECTED, limit_query, problems, secured
 from hub.api.schemas import ConsentBody
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.moments import iso_utc
@@ -79,7 +79,7 @@ async def list_consents(
     principal: Writer,
     participant: Annotated[str, Query(max_length=32)],
     cursor: str | None = None,
-    limit: Annotated[int, Query()] = DEFAULT_LIMIT,
+    limit: Annotated[int, limit_query()] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     insz = Insz.parse(participant)
     page = await hub.consents.page(principal, participant=insz, cursor=cursor, limit=limit)

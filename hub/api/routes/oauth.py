@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from hub.api.deps import ContainerDep
+from hub.api.openapi import oauth_errors, problems
 
 router = APIRouter(tags=["oauth"])
 
@@ -31,9 +32,18 @@ router = APIRouter(tags=["oauth"])
                 }
             },
         },
-        400: {"description": "RFC 6749 5.2 error (error, error_description, problem members)"},
-        401: {"description": "invalid_client"},
-        429: {"description": "slow_down: too many requests for this client id (Retry-After)"},
+        **oauth_errors(
+            400,
+            401,
+            429,
+            s400="RFC 6749 5.2 error: invalid_request, invalid_client (credentials in the "
+            "body), invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope",
+            s401="invalid_client, with a Basic challenge (the Authorization header or no "
+            "credentials were tried)",
+            s429="slow_down (RFC 8628 3.5): too many requests for this client id; "
+            "Retry-After says when to retry",
+        ),
+        **problems(413, s413="Body over 1 MiB (problem+json: the hub's limit, before OAuth)"),
     },
     openapi_extra={
         "requestBody": {
