@@ -20,6 +20,9 @@ InszStr = Annotated[
     ),
 ]
 """Enforced by ``Insz.parse`` in the route, so that the error names the INSZ rule."""
+CONSENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+"""A consent id as the hub makes them (a UUID) and a little wider; anything else, a NUL
+byte above all (PostgreSQL refuses it in a text comparison), never reaches the database."""
 
 
 class Closed(BaseModel):

@@ -267,7 +267,11 @@ def _presented_credentials(authorization: str | None, form: Mapping[str, str]) -
         client_id = _unverified_subject(assertion)
     if form_client_id is not None and client_id is not None and form_client_id != client_id:
         raise InvalidRequestError("The client_id parameter names another client.")
-    if client_id is not None and (not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH):
+    if client_id is not None and (
+        not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH or not client_id.isprintable()
+    ):
+        # Names no client the hub could have made; a NUL byte would not even reach
+        # PostgreSQL's text comparison (a 503 for the client's own mistake).
         client_id = None
     return _Presented(client_id=client_id, challenge=basic or not (posted_secret or assertion))
 

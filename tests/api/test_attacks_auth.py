@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from hub.auth import endpoint as token_endpoint
+from hub.auth.endpoint import TokenEndpoint
+from hub.auth.keys import FileKeyRing
+from hub.auth.tokens import TokenIssuer
+from hub.clock import FixedClock
 from hub.domain.ids import PartnerId
-from tests.api.conftest import Hub
+from tests.api.conftest import NOW, Hub
 from tests.api.snapshot import snapshot
+from tests.fakes_auth import FakeAuthDatabase
 
 
 def _b64(data: bytes) -> str:
@@ -163,3 +171,64 @@ async def test_an_unknown_client_costs_the_same_secret_comparison_as_a_known_one
         assert (answer.status_code == 200) == (name == "right")
         calls[name] = counting.calls
     assert set(calls.values()) == {1}, calls
+
+
+def _assertion(client_id: str, key: ec.EllipticCurvePrivateKey, now: int) -> dict[str, str]:
+    signed = jwt.encode(
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": "http://hub.test/oauth/token",
+            "iat": now,
+            "exp": now + 120,
+            "jti": str(uuid.uuid4()),
+        },
+        key,
+        algorithm="ES256",
+        headers={"kid": "k1"},
+    )
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+
+
+async def test_an_assertion_for_an_unknown_client_and_one_with_the_wrong_key_look_alike(
+    hub: Hub,
+) -> None:
+    registered = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(registered.public_key()))
+    public["kid"] = "k1"
+    made = await hub.container.clients.create(
+        PartnerId("cgg-vagga"), frozenset({"exchange"}), {"keys": [public]}
+    )
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    now = int(hub.clock.now().timestamp())
+    wrong_key = await hub.http.post("/oauth/token", data=_assertion(made.client_id, attacker, now))
+    unknown = await hub.http.post(
+        "/oauth/token", data=_assertion("cgg-vagga-000000000000", attacker, now)
+    )
+    assert wrong_key.status_code == unknown.status_code
+    assert wrong_key.json() == unknown.json()
+    assert wrong_key.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("client_id", ["gtb\x00", "gtb\n", "\x7f", "gtb\u2028x"])
+async def test_a_client_id_no_client_can_have_is_not_looked_up(
+    tmp_path: Path, client_id: str
+) -> None:
+    """PostgreSQL refuses a NUL in a text comparison: that was a 503 for a bad request."""
+    keys = FileKeyRing.load_or_create(tmp_path / "keys")
+    endpoint = TokenEndpoint(TokenIssuer(keys, "urn:hub", "urn:hub"), FixedClock(NOW), None)
+    database = FakeAuthDatabase()
+    answer = await endpoint.handle(
+        url="http://hub.test/oauth/token",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        body=urlencode(
+            {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "s"}
+        ).encode(),
+        db=database,
+    )
+    assert (answer.status, answer.body["error"]) == (400, "invalid_client")
+    assert database.reads == 0

@@ -37,6 +37,17 @@ HOSTILE = [
     "NULL",
     "x" * 10_000,
     "é" * 500,
+    # Look-alikes of names and values that do occur in the log below.
+    "ｇｔｂ",
+    "GTB",
+    "gtb ",
+    "gtb\u200b",
+    "vdab\n",
+    "trajectory\u2010coordination",
+    "ＤＩＳＣＬＯＳＥＤ",
+    "Disclosed",
+    "disclosed ",
+    "２０２６-０６-１５",
 ]
 AUDIT_PARAMETERS = ["participant", "partner", "purpose", "decision", "since", "until", "cursor"]
 AUDIT_PARAMETERS += ["limit"]
@@ -222,3 +233,13 @@ async def test_server_owned_exchange_members_are_refused(
     assert answer.status_code == 422
     assert snapshot(hub.db_path) == before
     assert hub.sources["vdab"].asked == []
+
+
+@pytest.mark.parametrize("consent_id", ["c%00", "%00", "c%0A", "c%7F", "c%E2%80%8B", "%C3%A9"])
+async def test_a_consent_id_with_control_or_foreign_characters_is_422_before_the_database(
+    hub: Hub, consent_id: str
+) -> None:
+    """PostgreSQL refuses a NUL in a text comparison: that was a 503 storage-unavailable."""
+    answer = await hub.http.post(f"/v1/consents/{consent_id}/revoke", headers=hub.auth("gtb"))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["location"] == ["path", "consent_id"]

@@ -18,6 +18,9 @@ from hub.auth.keys import FileKeyRing
 from hub.auth.tokens import TokenIssuer
 from hub.cli import app as cli
 from hub.clock import FixedClock
+from hub.domain.ids import PartnerId
+from hub.domain.principal import Scope
+from hub.ports import ClientRecord
 from hub.ratelimit import RateLimiter, parse_limits
 from hub.settings import DEFAULT_RATE_LIMIT, DEFAULT_TOKEN_RATE_LIMIT, Settings, SettingsError
 from tests.api.conftest import NOW, Hub
@@ -63,6 +66,33 @@ async def test_over_the_limit_is_a_429_problem_with_retry_after_counted_per_clie
     # client is refused too.
     other_token = hub.auth("gtb", "exchange")
     assert (await hub.http.get("/v1/catalogue", headers=other_token)).status_code == 429
+
+
+async def test_two_clients_of_one_partner_are_counted_apart(hub: Hub) -> None:
+    """A partner may run several systems, each with its own client: each has the limit."""
+    second = ClientRecord(
+        client_id="gtb-second-system",
+        partner=PartnerId("gtb"),
+        scopes=frozenset({"exchange"}),
+        auth_method="client_secret",
+        secret_hash=None,
+        jwks=None,
+        created_at=NOW,
+    )
+    token, _ = hub.container.tokens.issue(second, frozenset({Scope.EXCHANGE}), NOW)
+    for _ in range(LIMIT):
+        assert (await hub.http.get("/v1/catalogue", headers=hub.auth("gtb"))).status_code == 200
+    assert (await hub.http.get("/v1/catalogue", headers=hub.auth("gtb"))).status_code == 429
+    other = {"Authorization": f"Bearer {token}"}
+    assert (await hub.http.get("/v1/catalogue", headers=other)).status_code == 200
+
+
+async def test_concurrent_calls_are_admitted_exactly_up_to_the_limit(hub: Hub) -> None:
+    answers = await asyncio.gather(
+        *(hub.http.get("/v1/catalogue", headers=hub.auth("gtb")) for _ in range(4 * LIMIT))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * LIMIT + [429] * (3 * LIMIT)
 
 
 async def test_a_refused_exchange_asks_no_source_and_audits_nothing(hub: Hub) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from consent.model import Consent
 from hub.api.deps import ContainerDep, check_identifiers, parse_moment, require
 from hub.api.openapi import PROTECTED, limit_query, problems, secured
-from hub.api.schemas import ConsentBody
+from hub.api.schemas import CONSENT_ID_PATTERN, ConsentBody
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.moments import iso_utc
 from hub.domain.principal import Principal, Scope
@@ -102,7 +102,7 @@ async def list_consents(
 async def revoke(
     hub: ContainerDep,
     principal: Writer,
-    consent_id: Annotated[str, Path(max_length=64)],
+    consent_id: Annotated[str, Path(max_length=64, pattern=CONSENT_ID_PATTERN)],
 ) -> dict[str, Any]:
     consent = await hub.consents.revoke(principal, consent_id)
     return {"id": consent.id, "status": "revoked", "revoked_at": iso_utc(consent.revoked_at)}
