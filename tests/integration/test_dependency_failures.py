@@ -238,7 +238,11 @@ async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_
     try:
         locker.execute("BEGIN EXCLUSIVE")  # WAL: readers go on, writers wait
         exchanged = await hub.exchange(
-            "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+            "gtb",
+            participant=person,
+            source="vdab",
+            fields=["icf.assessment"],
+            headers={"Idempotency-Key": "k-locked"},
         )
         _assert_unavailable(exchanged)
         _assert_unavailable(await hub.consent("gtb", person, OPEN))
@@ -259,7 +263,13 @@ async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_
         locker.close()
 
     # Recovery, without a restart: the very next requests succeed.
-    again = await hub.exchange("gtb", participant=person, source="vdab", fields=["icf.assessment"])
+    again = await hub.exchange(
+        "gtb",
+        participant=person,
+        source="vdab",
+        fields=["icf.assessment"],
+        headers={"Idempotency-Key": "k-locked"},  # the 503 was not kept: decided anew
+    )
     assert again.status_code == 200, again.text
     assert before == []
     assert again.json()["audit_seq"] == 1  # nothing was appended meanwhile
