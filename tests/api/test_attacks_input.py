@@ -270,3 +270,34 @@ async def test_a_look_alike_consent_id_or_cursor_finds_nothing(hub: Hub) -> None
         ]:
             answer = await hub.http.get(path, params=params, headers=hub.auth("gtb"))
             _assert_problem(answer, 422)
+
+
+@pytest.mark.parametrize(
+    "odd_key",
+    ["ＲＥＱ-1".encode(), "req-1\u200b".encode(), b"REQ-1", b"req_1", b"req-%", b"req-1\x00"],
+    ids=["fullwidth", "zero-width", "upper case", "_", "%", "NUL"],
+)
+async def test_a_look_alike_idempotency_key_is_another_key(hub: Hub, odd_key: bytes) -> None:
+    """Only the very same key replays; a look-alike is decided anew (and asks the source)."""
+    person = hub.person("vdab")
+    fields = ["trajectory.status"]
+    first = await hub.exchange(
+        "gtb",
+        participant=person,
+        source="vdab",
+        fields=fields,
+        headers={"Idempotency-Key": "req-1"},
+    )
+    assert first.status_code == 200
+    other = await hub.http.post(
+        "/v1/exchange",
+        json=_exchange_body(hub, participant=person),
+        headers={**hub.auth("gtb"), "Idempotency-Key": odd_key},  # type: ignore[dict-item]
+    )
+    if other.status_code == 422:  # a key the hub refuses outright is fine as well
+        assert len(hub.sources["vdab"].asked) == 1
+        return
+    assert other.status_code == 200, other.text
+    assert "idempotency-replayed" not in other.headers
+    assert other.json()["audit_seq"] != first.json()["audit_seq"]
+    assert len(hub.sources["vdab"].asked) == 2
