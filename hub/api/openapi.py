@@ -13,11 +13,13 @@ from fastapi import FastAPI, Query
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
+from hub.api import answers
 from hub.api.problems import PROBLEM_JSON
 from hub.domain.principal import Scope
 from hub.services.paging import MAX_LIMIT
 
 SCHEME = "oauth2"
+COMPONENTS = "#/components/schemas/"
 
 
 class Problem(BaseModel):
@@ -70,6 +72,15 @@ def limit_query() -> Any:
     )
 
 
+def answer(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """One ``responses=`` entry: a JSON success answer described by one of ``answers``."""
+    assert model in answers.DOCUMENTED, model
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"{COMPONENTS}{model.__name__}"}}},
+    }
+
+
 def problems(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for these statuses, each a problem+json; ``descriptions`` by ``sNNN``."""
     return {
@@ -111,6 +122,10 @@ def install(app: FastAPI) -> None:
             components = schema.setdefault("components", {})
             components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
             components["schemas"]["OAuthError"] = OAuthError.model_json_schema()
+            for model in answers.DOCUMENTED:
+                found = model.model_json_schema(ref_template=f"{COMPONENTS}{{model}}")
+                components["schemas"].update(found.pop("$defs", {}))
+                components["schemas"][model.__name__] = found
             components["securitySchemes"] = {
                 SCHEME: {
                     "type": "oauth2",

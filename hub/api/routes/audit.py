@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from hub.api.answers import AuditEventPage, Verification
 from hub.api.deps import ContainerDep, parse_moment, require
-from hub.api.openapi import PROTECTED, limit_query, secured
+from hub.api.openapi import PROTECTED, answer, limit_query, secured
 from hub.api.schemas import Slug
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
@@ -21,7 +22,8 @@ Officer = Annotated[Principal, Depends(require(Scope.AUDIT_READ))]
 @router.get(
     "/events",
     summary="Audit events, newest first",
-    responses=PROTECTED,
+    response_model=None,
+    responses={200: answer(AuditEventPage, "A page of audit events"), **PROTECTED},
     openapi_extra=secured(Scope.AUDIT_READ),
 )
 async def events(  # noqa: PLR0917
@@ -53,7 +55,8 @@ async def events(  # noqa: PLR0917
 @router.get(
     "/verify",
     summary="Verify the whole hash chain",
-    responses=PROTECTED,
+    response_model=None,
+    responses={200: answer(Verification, "Whether the log is intact"), **PROTECTED},
     openapi_extra=secured(Scope.AUDIT_READ),
 )
 async def verify(hub: ContainerDep, _principal: Officer) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from hub.api.answers import AgreementPage, CataloguePage
 from hub.api.deps import ContainerDep, require
-from hub.api.openapi import PROTECTED, limit_query, secured
+from hub.api.openapi import PROTECTED, answer, limit_query, secured
 from hub.domain.agreements import Agreement
 from hub.domain.principal import Principal
 from hub.policy.decide import brussels_day
@@ -28,7 +29,8 @@ def _page(items: list[dict[str, Any]], cursor: str | None, limit: int) -> dict[s
 @router.get(
     "/catalogue",
     summary="The fields each source offers",
-    responses=PROTECTED,
+    response_model=None,
+    responses={200: answer(CataloguePage, "A page of catalogue fields"), **PROTECTED},
     openapi_extra=secured(None),
 )
 async def catalogue(
@@ -48,7 +50,8 @@ async def catalogue(
 @router.get(
     "/agreements",
     summary="The processing agreements in force today",
-    responses=PROTECTED,
+    response_model=None,
+    responses={200: answer(AgreementPage, "A page of agreements in force"), **PROTECTED},
     openapi_extra=secured(None),
 )
 async def agreements(

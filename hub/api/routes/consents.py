@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from consent.model import Consent
+from hub.api.answers import ConsentPage, GrantedConsent, RevokedConsent
 from hub.api.deps import ContainerDep, check_identifiers, parse_moment, require
-from hub.api.openapi import PROTECTED, limit_query, problems, secured
+from hub.api.openapi import PROTECTED, answer, limit_query, problems, secured
 from hub.api.schemas import CONSENT_ID_PATTERN, ConsentBody
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.moments import iso_utc
@@ -39,6 +40,7 @@ def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
     status_code=201,
     summary="Record a consent the participant gave to the calling partner",
     responses={
+        201: answer(GrantedConsent, "The consent, active, with its signed receipt"),
         **PROTECTED,
         **problems(400, 403, s403="recipient is not the token's partner, or scope missing"),
     },
@@ -71,7 +73,8 @@ async def grant(body: ConsentBody, hub: ContainerDep, principal: Writer) -> JSON
 @router.get(
     "",
     summary="The consents of a participant given to the calling partner",
-    responses=PROTECTED,
+    response_model=None,
+    responses={200: answer(ConsentPage, "A page of consents"), **PROTECTED},
     openapi_extra=secured(Scope.CONSENT_WRITE),
 )
 async def list_consents(
@@ -93,7 +96,9 @@ async def list_consents(
 @router.post(
     "/{consent_id}/revoke",
     summary="Revoke a consent; it blocks every exchange decided after this returns",
+    response_model=None,
     responses={
+        200: answer(RevokedConsent, "The consent, revoked"),
         **PROTECTED,
         **problems(404, s404="No such consent given to the calling partner"),
     },

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response
 
+from hub.api.answers import Disclosure
 from hub.api.deps import ContainerDep, check_identifiers, require
-from hub.api.openapi import PROTECTED, problems, secured
+from hub.api.openapi import PROTECTED, answer, problems, secured
 from hub.api.problems import PROBLEM_JSON
 from hub.api.schemas import ExchangeBody
 from hub.domain.errors import InvalidInputError
@@ -24,7 +25,7 @@ _OK = 200
     "/exchange",
     summary="Ask a source for fields of one participant",
     responses={
-        200: {"description": "At least one field disclosed; the others are in withheld"},
+        200: answer(Disclosure, "At least one field disclosed; the others are in withheld"),
         **PROTECTED,
         **problems(
             400,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from hub.api.answers import Jwks
 from hub.api.deps import ContainerDep
-from hub.api.openapi import oauth_errors, problems
+from hub.api.openapi import answer, oauth_errors, problems
 
 router = APIRouter(tags=["oauth"])
 
@@ -81,6 +82,11 @@ async def token(request: Request, hub: ContainerDep) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
-@router.get("/.well-known/jwks.json", summary="The hub's public signing keys (RFC 7517)")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The hub's public signing keys (RFC 7517)",
+    response_model=None,
+    responses={200: answer(Jwks, "A JWK Set")},
+)
 async def jwks(hub: ContainerDep) -> JSONResponse:
     return JSONResponse(hub.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
