@@ -245,3 +245,13 @@ def test_the_hub_does_not_start_with_a_bad_limit(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert result.exit_code == 2
     assert "KETENHUB_RATE_LIMIT='lots' is not a rate limit" in result.output
+
+
+def test_the_longest_full_window_says_how_long_to_wait() -> None:
+    limiter = RateLimiter.from_setting("10/second;3/minute", name="X", namespace="api")
+    assert [limiter.retry_after("c") for _ in range(3)] == [None, None, None]
+    wait = limiter.retry_after("c")
+    # The minute window is full, not the second's: a retry after one second would fail.
+    assert wait is not None
+    assert 2 <= wait <= 60
+    assert limiter.retry_after("d") is None
