@@ -70,6 +70,8 @@ def settings(tmp_path: Path, template_db: Path) -> Settings:
         database_url=f"sqlite:///{db}",
         key_dir=tmp_path / "keys",
         public_url="http://hub.test",
+        rate_limit="off",  # these tests are about failures, not limits
+        token_rate_limit="off",
     )
 
 
@@ -360,6 +362,31 @@ async def test_a_signing_failure_is_503_and_stores_no_consent_and_issues_no_toke
         "/oauth/token", data={"grant_type": "client_credentials"}, auth=basic
     )
     assert token.status_code == 200
+
+
+async def test_a_checkpoint_that_cannot_be_signed_takes_its_record_back_and_answers_503(
+    hub: Hub,
+) -> None:
+    """Every 100th record carries a signed checkpoint in its own transaction."""
+    keys = hub.container.keys
+    assert isinstance(keys, SwitchableKeys)
+    person = hub.person("vdab")
+    for _ in range(99):  # denied ones: cheap, and audited all the same
+        denied = await hub.exchange("gtb", participant=person, source="vdab", fields=["x.y"])
+        assert denied.status_code == 403
+    hub.auth("hub", "audit:read")
+
+    keys.broken = True
+    refused = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+    _assert_unavailable(refused, "keys-unavailable")
+    assert (await _audit(hub))[0]["seq"] == 99  # the 100th record went back with it
+    keys.broken = False
+
+    again = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+    assert again.status_code == 200
+    assert again.json()["audit_seq"] == 100
+    verified = await hub.http.get("/v1/audit/verify", headers=hub.auth("hub", "audit:read"))
+    assert verified.json()["ok"] is True
 
 
 # -- keys missing or damaged ------------------------------------------------------------
