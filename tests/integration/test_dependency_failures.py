@@ -714,3 +714,17 @@ async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_
         after_restart = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
         assert after_restart.status_code == 200, after_restart.text
         assert (await hub.consent("gtb", person, OPEN)).status_code == 201
+
+
+@pytest.mark.parametrize("with_data", [True, False], ids=["data", "fresh"])
+async def test_a_key_directory_that_is_not_a_directory_refuses_to_start(
+    settings: Settings, with_data: bool
+) -> None:
+    if with_data:
+        await _hub_with_data(settings)
+        shutil.rmtree(settings.key_dir)
+    settings.key_dir.write_bytes(b"not a directory")
+    with pytest.raises(KeyRingError) as refused:
+        await _build(settings)
+    assert str(settings.key_dir) in refused.value.detail
+    assert settings.key_dir.read_bytes() == b"not a directory"
