@@ -43,7 +43,9 @@ class KeyRing(Protocol):
     """The hub's own keys: signing (tokens, receipts, checkpoints), pseudonyms, sealing."""
 
     def sign(self, claims: Mapping[str, Any], *, typ: str) -> str:
-        """A compact JWS over ``claims`` with the active signing key and its ``kid``."""
+        """A compact JWS over ``claims`` with the active signing key and its ``kid``.
+
+        Raises ``ServiceUnavailableError`` (``keys-unavailable``) when it cannot sign."""
 
     def verify(self, jws: str, *, typ: str) -> dict[str, Any] | None:
         """The claims of a compact JWS of kind ``typ`` signed by one of the hub's keys
