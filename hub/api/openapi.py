@@ -104,7 +104,8 @@ PROTECTED = problems(
     422,
     429,
     503,
-    s401="No valid access token (reason invalid-token)",
+    s401="No valid access token (reason invalid-token). The checks come in one order: "
+    "body size (413), token (401), rate limit (429), scope (403), then the body (400, 422)",
     s403="The token lacks the scope (reason insufficient-scope), or the contract forbids it",
     s413="Body over 1 MiB",
     s422="Invalid request (reason names the rule)",

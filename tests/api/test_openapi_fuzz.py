@@ -102,12 +102,13 @@ CHECKS = [
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The conftest's settings without rate limits: the fuzz sends hundreds of calls a second.
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The conftest's settings; rate limits off unless a test names them (``indirect``).
 
-    The limits are proven by their own tests; here a 429 would only hide the answers.
+    The fuzz sends hundreds of calls a second from one client: a 429 would hide answers.
     """
-    return dataclasses.replace(settings, rate_limit="off", token_rate_limit="off")
+    limits = getattr(request, "param", "off")
+    return dataclasses.replace(settings, rate_limit=limits, token_rate_limit=limits)
 
 
 def _assert_error_shape(response: httpx.Response, path: str) -> None:
@@ -335,3 +336,26 @@ async def test_an_odd_path_parameter_is_a_problem_not_a_crash(hub: Hub, consent_
 
     assert answer.status_code in {404, 422}, answer.text
     _assert_error_shape(answer, "")
+
+
+@pytest.mark.parametrize("settings", ["1/minute"], indirect=True)
+async def test_a_throttled_answer_is_as_documented(hub: Hub) -> None:
+    """429 of the API (problem+json) and of the token endpoint (RFC 6749 ``slow_down``)."""
+    statuses = [
+        openapi_checks.status_code_conformance,
+        openapi_checks.content_type_conformance,
+        openapi_checks.response_schema_conformance,
+    ]
+    catalogue = _schema()["/v1/catalogue"]["GET"].Case(query={})
+    made = await hub.container.clients.create(PartnerId(PARTNER), frozenset(ALL))
+    form = {"grant_type": "client_credentials", "client_id": made.client_id, "client_secret": "x"}
+    token = _schema()[TOKEN_PATH]["POST"].Case(
+        body=form, media_type="application/x-www-form-urlencoded"
+    )
+    for case, authorization in ((catalogue, _authorization(hub, "partner")), (token, None)):
+        answers = [await _send(hub, case, authorization) for _ in range(2)]
+
+        assert answers[-1].status_code == 429, answers[-1].text
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        _assert_error_shape(answers[-1], case.path)
+        case.validate_response(answers[-1], checks=statuses)
