@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from consent.model import ConsentStatus
+from consent.model import Consent, ConsentStatus
 from hub.domain.agreements import PolicySet
 from hub.domain.audit import AuditEntry, AuditRecord
 from hub.domain.errors import (
@@ -223,13 +223,20 @@ class ExchangeService:
         return answer
 
     def _confirm(self, uow: UnitOfWork, context: _Context, first: Decision) -> Decision:
-        """Decide again on the consents as committed now; never widen the first decision."""
+        """Decide again, now, on the consents as committed now; never widen the first decision.
+
+        Also without consents: an agreement version that ended while the source was asked
+        (Brussels midnight passed) allows nothing more than a revoked consent does.
+        """
         request = context.request
-        if not any(v.consent_id for v in first.allowed):
-            return first
-        consents = uow.consents.of_participant(
-            context.pseudonym, recipient=request.requester, purpose=request.purpose, for_share=True
-        )
+        consents: Sequence[Consent] = ()
+        if any(v.consent_id for v in first.allowed):
+            consents = uow.consents.of_participant(
+                context.pseudonym,
+                recipient=request.requester,
+                purpose=request.purpose,
+                for_share=True,
+            )
         again = decide(request, self._policies, consents, self._clock.now())
         return Decision(
             tuple(
