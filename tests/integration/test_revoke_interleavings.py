@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -425,3 +425,78 @@ def test_a_revoke_blocks_every_exchange_decided_after_it_returned(
             public_url="http://hub.test",
         )
         asyncio.run(play(plan, settings_, keys))
+
+
+# -- time passing while the source is asked -----------------------------------------------
+
+LAST_MINUTE = datetime(2026, 6, 15, 21, 59, tzinfo=UTC)
+"""23:59 in Brussels on the last day of the ``open`` agreement below."""
+NEXT_DAY = LAST_MINUTE + timedelta(minutes=2)
+
+
+@dataclass
+class SlowSource:
+    """``SourceAdapter`` that answers only after the clock passed Brussels midnight."""
+
+    clock: FixedClock
+    asked: list[frozenset[FieldName]] = field(default_factory=list)
+
+    async def fetch(
+        self, participant: Insz, fields: frozenset[FieldName]
+    ) -> Mapping[FieldName, object]:
+        assert participant == PARTICIPANT
+        self.asked.append(fields)
+        self.clock.set(NEXT_DAY)
+        return {f: f"value of {f}" for f in fields}
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("asked", "reason"), [(OPEN, "agreement-expired"), (ICF, "consent-expired")]
+)
+async def test_what_ends_while_the_source_is_asked_is_not_disclosed(
+    asked: FieldName, reason: str, template: Path, key_dir: Path, tmp_path: Path
+) -> None:
+    """The decision that counts is the one recorded: an agreement or a consent that
+    ended while the source was asked allows nothing, as a revoke would."""
+    shutil.copy(template, tmp_path / "hub.db")
+    clock = FixedClock(LAST_MINUTE)
+    source = SlowSource(clock)
+    container = await bootstrap.build(
+        Settings(
+            policy_dir=REPO / "policies",
+            database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+            key_dir=key_dir,
+            public_url="http://hub.test",
+        ),
+        policies=a_policy_set(
+            an_agreement(id="open", fields=frozenset({OPEN}), valid_until=LAST_MINUTE.date()),
+            an_agreement(id="consented", fields=frozenset({ICF}), consent_required=True),
+        ),
+        clock=clock,
+        sources={PartnerId("vdab"): source},
+        keys=FileKeyRing.load_or_create(key_dir),
+    )
+    try:
+        await container.consents.grant(
+            GTB,
+            participant=PARTICIPANT,
+            recipient=REQUESTER,
+            purpose=a_request().purpose,
+            fields=[ICF],
+            valid_until=LAST_MINUTE + timedelta(minutes=1),
+            evidence=None,
+        )
+        answer = await container.exchange.exchange(a_request(asked), None)
+        assert source.asked == [frozenset({asked})]  # allowed when it was asked
+        body = answer.document()
+        assert answer.status == 403, body
+        assert body["withheld"] == [{"field": asked, "reason": reason}]
+        seq: int = body["audit_seq"]
+        record = await container.db.read(lambda uow: uow.audit.get(seq))
+        assert record is not None
+        assert (record.entry.decision, record.entry.fields_disclosed) == ("denied", [])
+    finally:
+        await container.aclose()
