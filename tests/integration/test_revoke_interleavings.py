@@ -257,11 +257,12 @@ async def _act(
 
     async def settle() -> None:
         """Until every task is done or waits for a source answer the test holds back."""
-        for _ in range(5000):
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 30  # a bound, not a measurement: a stuck scenario fails
+        while loop.time() < give_up:
             busy = [t for t in tasks if not t.done()]
-            if len(busy) == len(
-                source.waiting - {s for s, g in source.gates.items() if g.is_set()}
-            ):
+            held = {s for s in source.waiting if not source.gate(s).is_set()}
+            if len(busy) == len(held):
                 return
             await asyncio.sleep(0.001)
         pytest.fail("the scenario did not settle")
