@@ -21,7 +21,11 @@ Asserted for every answer: no consent whose revoke returned before the exchange'
 transaction began is named by its audit record (the contract), and more strongly none
 whose revoke transaction ran before it; every disclosed field is one the oracle of
 tests/oracle.py allows on the consents as they stood then (exactly those, for an answer
-that is not a replay); and the audit record says what the answer says.
+that is not a replay); the audit record says what the answer says; and the source was
+never asked for a field under a consent whose revoke had returned.
+
+A second test moves the clock while the source is asked: an agreement version or a
+consent that ended meanwhile allows nothing, as a revoke would.
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ class GatedSource:
 
     gates: dict[object, asyncio.Event] = field(default_factory=dict)
     waiting: set[object] = field(default_factory=set)
-    asked: list[frozenset[FieldName]] = field(default_factory=list)
+    asked: list[tuple[object, int, frozenset[FieldName]]] = field(default_factory=list)
+    """``(exchange, place in the log, fields)`` of every fetch."""
     log: list[tuple[str, object]] = field(default_factory=list)
 
     def gate(self, exchange: object) -> asyncio.Event:
@@ -147,7 +152,7 @@ class GatedSource:
         assert participant == PARTICIPANT
         tag = _running.get()
         assert tag is not None
-        self.asked.append(fields)
+        self.asked.append((tag[1], len(self.log), fields))
         self.log.append(("fetch", tag[1]))
         gate = self.gate(tag[1])
         self.waiting.add(tag[1])
@@ -226,6 +231,7 @@ async def play(plan: Plan, settings_: Settings, keys: FileKeyRing) -> None:
         db.write = recording(db.write, run)  # type: ignore[method-assign,assignment]
         await _act(plan, container, source, consents, run)
         await _check(plan, container, consents, run)
+        _check_asked(plan, container, consents, run, source)
     finally:
         await container.aclose()
 
@@ -305,10 +311,7 @@ async def _check(
         }
         assert returned_then <= revoked_then
         _note_interleaving(run, i, decided)
-        standing = [
-            dataclasses.replace(c, revoked_at=NOW) if name in revoked_then else c
-            for name, c in consents.items()
-        ]
+        standing = _standing(consents, revoked_then)
         body = answer.document()
         assert answer.status in {200, 403}, body
         seq: int = body["audit_seq"]
@@ -335,6 +338,33 @@ async def _check(
             assert set(data) == allowed, (plan, run.log, i)
         for f in set(data) - {OPEN}:  # each such field under a consent named, one that covers it
             assert any(f in COVERS[name] for name in named), (plan, run.log, i)
+
+
+def _standing(consents: dict[str, Consent], revoked: set[str]) -> list[Consent]:
+    return [
+        dataclasses.replace(c, revoked_at=NOW) if name in revoked else c
+        for name, c in consents.items()
+    ]
+
+
+def _check_asked(
+    plan: Plan,
+    container: bootstrap.Container,
+    consents: dict[str, Consent],
+    run: Run,
+    source: GatedSource,
+) -> None:
+    """CONTRACT.md 2: the source is asked only for fields that may be disclosed: none
+    under a consent whose revoke had returned."""
+    pseudonym = container.keys.pseudonym(PARTICIPANT)
+    for exchange, at, fields in source.asked:
+        returned = {
+            name for name in consents if (r := run.first(("returned", name))) is not None and r < at
+        }
+        request = a_request(*plan.fields[int(str(exchange))])
+        standing = _standing(consents, returned)
+        for f in fields:
+            assert permit(request, f, POLICIES, standing, pseudonym, NOW).allows, (plan, run.log)
 
 
 def _note_interleaving(run: Run, i: int, decided: int) -> None:
