@@ -3,7 +3,7 @@
 "No field leaves without a valid agreement version, role, purpose and, where required,
 consent." For random policy sets (several partners, agreement ids with several versions
 and random validity windows), random requests, random consents and a random moment,
-``decide`` allows a field if and only if the oracle below does, and names an agreement
+``decide`` allows a field if and only if the oracle does, and names an agreement
 version and a consent that the oracle accepts.
 
 The oracle (tests/oracle.py) restates CONTRACT.md 3 in the plainest terms and shares
