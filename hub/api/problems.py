@@ -57,6 +57,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return await _invalid_json(request)
+    if isinstance(exc.body, bytes) and exc.body:
+        # FastAPI passes a body on unread, as bytes, when its media type is not JSON (RFC
+        # 9110 15.5.16). The token was checked already: it is a dependency of the route.
+        return problem_response(
+            415,
+            generic_problem(
+                415, "unsupported-media-type", "The request body must be application/json."
+            ),
+        )
     document = generic_problem(422, "invalid-request", "The request does not match the API.")
     document["errors"] = [_located(e) for e in errors[:20]]
     return problem_response(422, document)

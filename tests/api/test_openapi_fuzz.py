@@ -359,3 +359,25 @@ async def test_a_throttled_answer_is_as_documented(hub: Hub) -> None:
         assert int(answers[-1].headers["retry-after"]) >= 1
         _assert_error_shape(answers[-1], case.path)
         case.validate_response(answers[-1], checks=statuses)
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED_BODIES)
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+async def test_a_body_that_is_not_json_is_415_after_the_token(
+    hub: Hub, method: str, path: str, content_type: str | None
+) -> None:
+    """RFC 9110 15.5.16, and documented so; without a token the answer is still 401."""
+    body = b'{"participant": "85073003328"}'
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    anonymous = await hub.http.request(method, path, content=body, headers=headers)
+    allowed = await hub.http.request(
+        method, path, content=body, headers={**headers, **hub.auth(PARTNER)}
+    )
+
+    assert anonymous.status_code == 401, anonymous.text
+    assert allowed.status_code == 415, allowed.text
+    assert allowed.json()["reason"] == "unsupported-media-type"
+    _assert_error_shape(allowed, path)
+    assert "415" in _document()["paths"][path][method.lower()]["responses"]

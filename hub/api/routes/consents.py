@@ -42,7 +42,13 @@ def _item(consent: Consent, participant: str, now: Any) -> dict[str, Any]:
     responses={
         201: answer(GrantedConsent, "The consent, active, with its signed receipt"),
         **PROTECTED,
-        **problems(400, 403, s403="recipient is not the token's partner, or scope missing"),
+        **problems(
+            400,
+            403,
+            415,
+            s403="recipient is not the token's partner, or scope missing",
+            s415="The body's media type is not application/json",
+        ),
     },
     openapi_extra=secured(Scope.CONSENT_WRITE),
 )
