@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from sqlalchemy.engine import make_url
 from hub.db.database import ensure_sqlite_dir, sync_url
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+_WAL_ATTEMPTS = 300
+"""A tenth of a second apart: the journal mode changes only when no one else has a lock."""
 
 
 def _config() -> Config:
@@ -42,12 +45,21 @@ def _serialise_sqlite(engine: Engine) -> None:
     """Migrate under SQLite's write lock, taken first: two processes that start on a new
     database at once (``serve`` beside ``client create``) would otherwise both find no
     schema and both create it, and the second fails with ``table ... already exists``.
-    The second now waits, then finds the schema current."""
+    The second now waits, then finds the schema current.
+
+    The file is put in WAL mode here too, before any hub connection opens it: a
+    connection that cannot switch (another process holds a lock) stays in rollback
+    mode without an error, and its writes then fail with ``database is locked``."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        for _ in range(_WAL_ATTEMPTS):
+            mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() in {"wal", "memory"}:
+                break
+            time.sleep(0.1)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:

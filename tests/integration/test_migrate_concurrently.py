@@ -2,12 +2,16 @@
 
 ``ketenhub serve`` beside ``ketenhub client create`` in a start-up script: each
 finds no schema; without a lock taken first, both create the tables and one fails
-with ``table clients already exists`` (found by the crash test's harness).
+with ``table clients already exists`` (found by the crash test's harness). And the
+migration leaves the file in WAL mode: a hub connection that finds it in rollback
+mode while another process holds a lock cannot switch, and its writes then fail
+with ``database is locked``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 from hub.db import migrate
@@ -33,3 +37,8 @@ def test_concurrent_first_migrations_of_a_new_database_all_succeed(tmp_path: Pat
             process.join(timeout=60)
         assert [p.exitcode for p in processes] == [0] * PROCESSES, attempt
         assert migrate.is_current(url)
+        connection = sqlite3.connect(tmp_path / f"hub-{attempt}.db")
+        try:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            connection.close()
