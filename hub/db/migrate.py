@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ def _serialise_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # transactions are begun below, not by pysqlite
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
         for _ in range(_WAL_ATTEMPTS):
-            mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            try:  # SQLITE_BUSY at once, or the old mode back: busy_timeout does not apply
+                mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError:
+                mode = None
             if str(mode).lower() in {"wal", "memory"}:
                 break
             time.sleep(0.1)
