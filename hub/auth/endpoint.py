@@ -2,10 +2,8 @@
 
 Clients authenticate with ``client_secret_basic`` (RFC 6749 2.3.1, the
 ``Authorization`` header), ``client_secret_post`` (the same, in the body) or
-``private_key_jwt`` (RFC 7523 2.2 and 3, OpenID Connect Core 9): a JWT signed with
-the client's registered key (ES256 or EdDSA), ``iss`` = ``sub`` = the client id,
-``aud`` the token endpoint's URL, at most five minutes from ``iat`` to ``exp``, and a
-``jti`` that the hub refuses to see twice.
+``private_key_jwt`` (RFC 7523, ``hub.auth.assertion``): a JWT signed with the
+client's registered key, with a ``jti`` that the hub refuses to see twice.
 
 authlib's generic ``AuthorizationServer`` does the protocol; it is synchronous and
 the database is not, so :meth:`TokenEndpoint.handle` reads what authlib will need
@@ -26,10 +24,9 @@ wrong secret or bad signature it was is nobody's business but the hub's.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,18 +42,17 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from joserfc import jwt
 from joserfc.errors import (
-    ExpiredTokenError,
-    InvalidClaimError,
     JoseError,
-    MissingClaimError,
 )
-from joserfc.jwa import JWSAlgModel
-from joserfc.jwk import KeySet
-from joserfc.jws import JWSRegistry, extract_compact
+from joserfc.jws import extract_compact
 
+from hub.auth.assertion import (
+    AUTHENTICATION_FAILED,
+    AssertionRejectedError,
+    PrivateKeyJwt,
+    UsedAssertion,
+)
 from hub.auth.tokens import TokenIssuer, format_scope
 from hub.domain.clients import CLIENT_SECRET_BASIC_OR_POST, PRIVATE_KEY_JWT, secret_matches
 from hub.domain.errors import problem_type
@@ -66,7 +62,7 @@ from hub.ports import ClientRecord
 from hub.ratelimit import RATE_LIMITED, RateLimiter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from hub.ports import Clock, Database
 
@@ -74,11 +70,7 @@ TOKEN_PATH: Final = "/oauth/token"  # noqa: S105  # a path, not a password
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 GRANT_TYPE: Final = "client_credentials"
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_ALGORITHMS: Final = ("ES256", "EdDSA")
-MAX_ASSERTION_LIFETIME_S: Final = 300
-ASSERTION_LEEWAY_S: Final = 30
 MAX_CLIENT_ID_LENGTH: Final = 128
-MAX_JTI_LENGTH: Final = 256
 MAX_FORM_FIELDS: Final = 20
 BASIC_CHALLENGE: Final = 'Basic realm="ketenhub"'
 
@@ -99,7 +91,6 @@ _TITLES: Final = {
     "unsupported_grant_type": "Unsupported grant type",
     "invalid_scope": "Invalid scope",
 }
-_AUTHENTICATION_FAILED: Final = "Client authentication failed."
 _UNSUPPORTED_GRANT: Final = f"Only grant_type={GRANT_TYPE} is supported."
 _AUTHLIB_URI: Final = "https://ketenhub.invalid/oauth/token"
 """What authlib is told the request URI is.
@@ -186,7 +177,7 @@ class TokenEndpoint:
                 lambda uow: uow.assertions.remember(used.client_id, used.jti, used.expires_at, now)
             )
             if not fresh:
-                rejected = _AssertionRejectedError("The client assertion was used before.")
+                rejected = AssertionRejectedError("The client assertion was used before.")
                 return _error_response(rejected, challenge=False)
         return TokenResponse(status=200, body=dict(outcome.body), headers=dict(_JSON_HEADERS))
 
@@ -258,7 +249,7 @@ def _presented_credentials(authorization: str | None, form: Mapping[str, str]) -
             client_id = extract_basic_authorization({"Authorization": authorization})[0]
         except (UnicodeError, ValueError):
             # RFC 7617: user-id and password are UTF-8; anything else names no client.
-            raise InvalidClientError(status_code=401, description=_AUTHENTICATION_FAILED) from None
+            raise InvalidClientError(status_code=401, description=AUTHENTICATION_FAILED) from None
     elif assertion or assertion_type:
         if assertion_type != ASSERTION_TYPE or not assertion:
             raise InvalidRequestError(
@@ -295,16 +286,9 @@ def _unverified_subject(assertion: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _UsedAssertion:
-    client_id: str
-    jti: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class _Issued:
     body: Mapping[str, Any]
-    assertion: _UsedAssertion | None
+    assertion: UsedAssertion | None
 
 
 def _run_authlib(
@@ -316,7 +300,7 @@ def _run_authlib(
     issuer: TokenIssuer,
     now: datetime,
 ) -> _Issued | OAuth2Error:
-    assertions = _PrivateKeyJwt(token_url=token_url, now=now)
+    assertions = PrivateKeyJwt(token_url=token_url, now=now)
     server = _Server(client=client, issuer=issuer, now=now)
     server.register_grant(_ClientCredentials)
     server.register_client_auth_method(PRIVATE_KEY_JWT, assertions)
@@ -506,125 +490,6 @@ class _Request(OAuth2Request):  # type: ignore[misc]  # authlib is untyped
         return {}
 
 
-# -- private_key_jwt ------------------------------------------------------------------
-
-
-def _quiet_eddsa() -> JWSAlgModel:
-    # joserfc warns that RFC 9864 deprecates the polymorphic "EdDSA" in favour of
-    # "Ed25519". CONTRACT.md names EdDSA, and a client's keys are Ed25519 only
-    # (hub.auth.jwks), so the curve is never ambiguous here.
-    algorithm = copy.copy(JWSRegistry.algorithms["EdDSA"])
-    algorithm.security_warning = None
-    return algorithm
-
-
-class _AssertionRegistry(JWSRegistry):
-    """ES256 and EdDSA only (CONTRACT.md 3); RFC 8725 3.1: never what the token says."""
-
-    def __init__(self) -> None:
-        # RFC 7515 4: a header parameter the hub does not know is ignored unless "crit".
-        super().__init__(algorithms=list(ASSERTION_ALGORITHMS), strict_check_header=False)
-        self.algorithms = {"ES256": JWSRegistry.algorithms["ES256"], "EdDSA": _quiet_eddsa()}
-
-
-_ASSERTION_REGISTRY: Final = _AssertionRegistry()
-
-
-class _AssertionRejectedError(InvalidClientError):  # type: ignore[misc]  # authlib is untyped
-    """The client proved its key; the description may say what is wrong with the rest."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description=description)
-
-
-class _PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]  # authlib is untyped
-    """RFC 7523 2.2 and 3, as the contract narrows it (CONTRACT.md 3)."""
-
-    CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
-
-    def __init__(self, *, token_url: str, now: datetime) -> None:
-        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY_S)
-        self._token_url = token_url
-        self._now = now
-        self.used: _UsedAssertion | None = None
-
-    def get_audiences(self) -> list[str]:
-        """RFC 7523 3 point 3: ``aud`` identifies the token endpoint by its URL."""
-        return [self._token_url]
-
-    def resolve_client_public_key(self, client: _Client) -> KeySet:
-        jwks = client.record.jwks
-        if client.record.auth_method != PRIVATE_KEY_JWT or not jwks:
-            raise InvalidClientError(description=_AUTHENTICATION_FAILED)
-        try:
-            return KeySet.import_key_set({"keys": list(jwks["keys"])})
-        except (JoseError, ValueError, TypeError, KeyError):
-            raise InvalidClientError(description=_AUTHENTICATION_FAILED) from None
-
-    def process_assertion_claims(
-        self, assertion: str, resolve_key: KeySet | Callable[..., Any]
-    ) -> dict[str, Any]:
-        """Verify the signature with the allowed algorithms only, then the claims."""
-        try:
-            token = jwt.decode(assertion, resolve_key, registry=_ASSERTION_REGISTRY)
-        except (JoseError, ValueError, TypeError):
-            raise InvalidClientError(description=_AUTHENTICATION_FAILED) from None
-        self.verify_claims(token.claims)
-        return token.claims
-
-    def verify_claims(self, claims: dict[str, Any]) -> None:
-        """RFC 7523 3: iss, sub, aud, exp; here also iat and jti, and a short life."""
-        registry = jwt.JWTClaimsRegistry(
-            now=int(self._now.timestamp()),
-            leeway=self.leeway,
-            iss={"essential": True},
-            sub={"essential": True},
-            aud={"essential": True, "values": self.get_audiences()},
-            exp={"essential": True},
-            iat={"essential": True},
-            jti={"essential": True},
-        )
-        try:
-            registry.validate(claims)
-        except MissingClaimError:
-            raise _AssertionRejectedError(
-                "The client assertion needs iss, sub, aud, exp, iat and jti."
-            ) from None
-        except ExpiredTokenError:
-            raise _AssertionRejectedError("The client assertion has expired.") from None
-        except InvalidClaimError as error:
-            raise _AssertionRejectedError(_claim_problem(error.claim)) from None
-        except JoseError:
-            raise _AssertionRejectedError("The client assertion's claims are invalid.") from None
-        if claims["iss"] != claims["sub"]:
-            raise _AssertionRejectedError("The client assertion's iss and sub must be equal.")
-        if claims["exp"] - claims["iat"] > MAX_ASSERTION_LIFETIME_S:
-            raise _AssertionRejectedError(
-                "The client assertion may live at most 300 seconds from iat to exp."
-            )
-        jti = claims["jti"]
-        if not jti or len(jti) > MAX_JTI_LENGTH:
-            raise _AssertionRejectedError(
-                f"The client assertion's jti must be 1 to {MAX_JTI_LENGTH} characters."
-            )
-        self.validate_jti(claims, jti)
-
-    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        """Only noted here: the endpoint records it once authlib has succeeded."""
-        # Kept past ``exp`` by the leeway, for as long as the assertion is accepted.
-        expires_at = datetime.fromtimestamp(claims["exp"] + self.leeway, UTC)
-        self.used = _UsedAssertion(client_id=claims["sub"], jti=jti, expires_at=expires_at)
-        return True
-
-
-def _claim_problem(claim: str) -> str:
-    if claim == "aud":
-        return "The client assertion's aud must be the token endpoint's URL."
-    if claim in {"iat", "nbf"}:
-        return "The client assertion is not valid yet."
-    return f"The client assertion's {claim} claim is invalid."
-
-
 # -- answers ------------------------------------------------------------------------
 
 
@@ -647,8 +512,8 @@ def _rate_limited_response(retry_after: int) -> TokenResponse:
 def _error_response(error: OAuth2Error, *, challenge: bool) -> TokenResponse:
     """RFC 6749 5.2, with the RFC 9457 members beside; never a secret or a trace."""
     code = str(error.error)
-    if code == "invalid_client" and not isinstance(error, _AssertionRejectedError):
-        description = _AUTHENTICATION_FAILED
+    if code == "invalid_client" and not isinstance(error, AssertionRejectedError):
+        description = AUTHENTICATION_FAILED
     elif code == "unsupported_grant_type":
         description = _UNSUPPORTED_GRANT
     else:
