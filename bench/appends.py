@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.common import Figures, rounded
 from hub.db import migrate
+from hub.db.audit_rows import AUDIT_INSERT, audit_row
 from hub.db.database import SqlDatabase, create_engine
-from hub.db.repositories import _AUDIT_INSERT, _audit_row
 from hub.domain.audit import GENESIS, AuditEntry, link
 
 CONCURRENCY = 64
@@ -58,12 +58,13 @@ def _bare(url: str, count: int, per_commit: int) -> float:
     connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"):
         connection.execute(pragma)
-    rows = [_audit_row(link(i + 1, entry(i), GENESIS)) for i in range(count)]
+    # The same row as the hub's append below, which is given no tag either.
+    rows = [{**audit_row(link(i + 1, entry(i), GENESIS)), "tag": None} for i in range(count)]
     start = time.perf_counter()
     for first in range(0, count, per_commit):
         connection.execute("BEGIN IMMEDIATE")
         for row in rows[first : first + per_commit]:
-            connection.execute(_AUDIT_INSERT, row)
+            connection.execute(AUDIT_INSERT, row)
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     connection.close()

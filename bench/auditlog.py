@@ -52,8 +52,8 @@ from bench.pgcluster import pg_cluster
 from hub.auth.keys import FileKeyRing
 from hub.clock import SystemClock
 from hub.db import migrate
+from hub.db.audit_rows import record_of
 from hub.db.database import SqlDatabase, create_engine
-from hub.db.repositories import _record
 from hub.domain.agreements import Agreement
 from hub.domain.audit import GENESIS, STORED_MEMBERS, StoredHasher, chain_hash
 from hub.domain.moments import format_timestamp
@@ -79,7 +79,7 @@ _PREV = STORED_MEMBERS.index("prev_hash")
 
 
 def _json(value: object) -> str:
-    # What the hub stores (hub.db.repositories._dumps).
+    # What the hub stores (hub.db.sql.json_text).
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -340,7 +340,7 @@ def _link(rows: list[list[Any]], prev: str, hasher: StoredHasher) -> str:
         row[_PREV] = prev
         prev = row[_HASH] = hasher(row)
         if row[0] % SAMPLE_CHECK == 1:
-            record = _record(tuple(row))
+            record = record_of(tuple(row))
             assert chain_hash(record.seq, record.entry, record.prev_hash) == prev
     return prev
 

@@ -1,7 +1,8 @@
 """The ``Database`` port: short transactions as functions, writes group-committed.
 
 A transaction is a plain function of a unit of work (see ``hub.ports.Database``);
-its statements go straight to the DBAPI driver (``hub.db.repositories``).
+its statements go straight to the DBAPI driver (``hub.db.repositories``,
+``hub.db.audit_log``).
 
 Where it runs depends on what a statement costs:
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hub.auth.keys import FileKeyRing
 from hub.clock import FixedClock
 from hub.db import migrate
+from hub.db.audit_rows import audit_row
 from hub.db.database import SqlDatabase, create_engine
-from hub.db.repositories import _audit_row
 from hub.domain.audit import GENESIS, STORED_MEMBERS, AuditRecord, ChainReport, link
 from hub.domain.checkpoints import CHECKPOINT_TYP, Checkpoint, checkpoint_claims
 from hub.services.audit import AuditTrail, verify_log
@@ -291,7 +291,7 @@ def _forged_append(path: Path, tag: str | None) -> None:
     """A record after the last one, its chain hash made right, as the hub would write it."""
     last = _stored_log(path)[-1]
     forged = link(last.seq + 1, an_audit_entry(999), last.hash)
-    row = {**_audit_row(forged), "tag": tag}
+    row = {**audit_row(forged), "tag": tag}
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     _sql(path, (f"INSERT INTO audit_events ({columns}) VALUES ({marks})", tuple(row.values())))

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from hub.db import migrate
-from hub.db.repositories import Sql, SqlAudit, _audit_row
+from hub.db.audit_log import SqlAudit
+from hub.db.audit_rows import audit_row
+from hub.db.sql import Sql
 from hub.domain.audit import GENESIS, STORED_MEMBERS, AuditEntry, AuditRecord, link
 from hub.ports import AuditQuery
 
@@ -64,7 +66,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[AuditRecor
         marks = ", ".join(f":{name}" for name in STORED_MEMBERS)
         raw.executemany(
             f"INSERT INTO audit_events ({', '.join(STORED_MEMBERS)}) VALUES ({marks})",
-            [_audit_row(r) for r in records],
+            [audit_row(r) for r in records],
         )
     return path, records
 
@@ -168,7 +170,7 @@ def test_upgrading_from_0001_keeps_the_log_and_swaps_the_time_index(tmp_path: Pa
         marks = ", ".join(f":{name}" for name in STORED_MEMBERS)
         raw.execute(
             f"INSERT INTO audit_events ({', '.join(STORED_MEMBERS)}) VALUES ({marks})",
-            _audit_row(record),
+            audit_row(record),
         )
     assert not migrate.is_current(url)
     migrate.upgrade(url)

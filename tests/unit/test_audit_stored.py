@@ -22,9 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.db import repositories
+from hub.db import audit_log, audit_stretches
+from hub.db.audit_log import SqlAudit
+from hub.db.audit_rows import audit_row, record_of
+from hub.db.audit_stretches import check_stretch, segment_from
 from hub.db.migrate import upgrade
-from hub.db.repositories import Sql, SqlAudit, _audit_row, _check_stretch, _record
+from hub.db.sql import Sql
 from hub.domain import audit
 from hub.domain.audit import (
     GENESIS,
@@ -71,7 +74,7 @@ def entries(draw: st.DrawFn) -> AuditEntry:
 
 
 def stored(record: Any) -> tuple[Any, ...]:
-    row = _audit_row(record)
+    row = audit_row(record)
     return tuple(row[name] for name in STORED_MEMBERS)
 
 
@@ -86,7 +89,7 @@ def stored_chain(entries_: list[AuditEntry]) -> list[tuple[Any, ...]]:
 
 def one_by_one(rows: list[tuple[Any, ...]]) -> ChainReport | type[BaseException]:
     try:
-        return verify_chain(_record(row) for row in rows)
+        return verify_chain(record_of(row) for row in rows)
     except Exception as exc:  # the slow path's crash is the expectation
         return type(exc)
 
@@ -94,14 +97,10 @@ def one_by_one(rows: list[tuple[Any, ...]]) -> ChainReport | type[BaseException]
 def fast(rows: list[tuple[Any, ...]]) -> ChainReport | type[BaseException]:
     verifier = ChainVerifier()
     try:
-        verifier.feed_stored(iter(rows), _record)
+        verifier.feed_stored(iter(rows), record_of)
     except Exception as exc:
         return type(exc)
     return verifier.report()
-
-
-def test_the_stored_columns_are_the_stored_form() -> None:
-    assert repositories._AUDIT_COLUMNS == STORED_MEMBERS
 
 
 @given(entry=entries(), seq=st.integers(min_value=1, max_value=10**12), prev=st.text())
@@ -113,7 +112,7 @@ def test_the_stored_hash_is_the_chain_hash_whenever_it_is_made(
         fast_hash = stored_chain_hash(row)
     except (TypeError, ValueError):
         return  # not made: the slow path decides
-    assert fast_hash == chain_hash(seq, _record(row).entry, prev)
+    assert fast_hash == chain_hash(seq, record_of(row).entry, prev)
 
 
 def test_the_hash_format_has_not_changed() -> None:
@@ -160,8 +159,8 @@ def test_the_fast_path_hashes_the_canonical_bytes_exactly(entry: AuditEntry, seq
     recorder = _Recorder()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(audit, "_SHA256", recorder)
-        ChainVerifier(expected_seq=seq).feed_stored([row], _record)
-    decoded = _record(row)
+        ChainVerifier(expected_seq=seq).feed_stored([row], record_of)
+    decoded = record_of(row)
     for body in recorder.bodies:
         assert body == canonical(seq, decoded.entry, GENESIS)
 
@@ -174,7 +173,7 @@ def test_what_the_hub_writes_takes_the_fast_path() -> None:
 
     verifier = ChainVerifier()
     assert verifier.feed_stored(rows, never)
-    assert verifier.report() == verify_chain(_record(row) for row in rows)
+    assert verifier.report() == verify_chain(record_of(row) for row in rows)
 
 
 ODD_VALUES = (
@@ -228,7 +227,7 @@ def test_any_damage_is_reported_as_the_slow_path_reports_it(
 def test_a_start_that_is_not_a_hash_links_to_nothing() -> None:
     rows = stored_chain([an_entry(n) for n in range(1, 4)])
     verifier = ChainVerifier(expected_seq=1, prev='x"y')
-    assert not verifier.feed_stored(rows, _record)
+    assert not verifier.feed_stored(rows, record_of)
     assert verifier.report().first_bad_seq == 1
 
 
@@ -271,13 +270,13 @@ def _copy(template: Path, tmp: Path) -> Iterator[sqlite3.Connection]:
 def _one_pass(sql: Sql) -> ChainReport:
     verifier = ChainVerifier()
     for rows in SqlAudit(sql)._batches():
-        if not verifier.feed_stored(rows, _record):
+        if not verifier.feed_stored(rows, record_of):
             break
     return verifier.report()
 
 
 def _stretched(sql: Sql, bounds: list[int]) -> ChainReport | None:
-    segments = [_check_stretch(sql, a, b) for a, b in itertools.pairwise(bounds)]
+    segments = [check_stretch(sql, a, b) for a, b in itertools.pairwise(bounds)]
     return join_segments(segments)
 
 
@@ -347,9 +346,8 @@ def test_helper_processes_check_stretches_of_a_large_log(
             raw.execute(statement)
     with sqlite3.connect(path, isolation_level=None) as raw:
         one = _one_pass(Sql(raw, "sqlite"))
-    monkeypatch.setattr(repositories, "_PARALLEL_FROM", 1)
-    monkeypatch.setattr(repositories, "_STRETCH", 7)
-    monkeypatch.setattr(repositories, "_helper_count", lambda top: 1 if type(top) is int else 0)
+    monkeypatch.setattr(audit_stretches, "_STRETCH", 7)
+    monkeypatch.setattr(audit_log, "helper_count", lambda top: 1 if type(top) is int else 0)
     with sqlite3.connect(path, isolation_level=None) as raw:
         assert SqlAudit(Sql(raw, "sqlite")).verify() == one
 
@@ -360,6 +358,6 @@ def test_records_are_json_after_the_round_trip() -> None:
     with sqlite3.connect(":memory:") as raw:
         raw.execute(f"CREATE TABLE audit_events ({', '.join(STORED_MEMBERS)})")
         raw.executemany(f"INSERT INTO audit_events VALUES ({', '.join('?' * 21)})", rows)
-        segment = _check_stretch(Sql(raw, "sqlite"), 1, 3)
-    again = repositories._segment_from(json.loads(json.dumps(dataclasses.asdict(segment))))
+        segment = check_stretch(Sql(raw, "sqlite"), 1, 3)
+    again = segment_from(json.loads(json.dumps(dataclasses.asdict(segment))))
     assert again == segment
