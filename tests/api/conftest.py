@@ -21,8 +21,7 @@ from adapters.rest import RestSourceAdapter
 from hub import bootstrap
 from hub.api.app import create_app
 from hub.clock import FixedClock
-from hub.db import migrate
-from hub.demo.population import Population, make_population
+from hub.demo.population import Population
 from hub.demo.simulator import Simulators, start_simulators
 from hub.domain.ids import FieldName, Insz, PartnerId
 from hub.domain.principal import ALL_SCOPES, Scope
@@ -33,18 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
 SOURCES = ("vdab", "ocmw-gent", "in-gent", "cgg-vagga", "levanto")
-
-
-@pytest.fixture(scope="session")
-def population() -> Population:
-    return make_population(2026)
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "hub.db"
-    migrate.upgrade(f"sqlite:///{path}")
-    return path
 
 
 class RecordingSource:

@@ -21,6 +21,17 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
+async def verify_offline(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ketenhub audit verify`` in its own process, on the hub's database and keys."""
+    env = {
+        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
+        "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [sys.executable, "-m", "hub", "audit", "verify", *args]
+    return await asyncio.to_thread(run, command, env)
+
+
 async def _some_decisions(hub: Hub) -> str:
     person = hub.person("vdab", "ocmw-gent")
     await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
@@ -170,18 +181,12 @@ async def test_verify_names_the_first_damaged_record(
 
 async def test_the_cli_verifies_offline_and_fails_on_damage(hub: Hub) -> None:
     await _some_decisions(hub)
-    env = {
-        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
-        "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
-        "PATH": "/usr/bin:/bin",
-    }
-    command = [sys.executable, "-m", "hub", "audit", "verify"]
-    intact = await asyncio.to_thread(run, command, env)
+    intact = await verify_offline(hub)
     assert intact.returncode == 0, intact.stderr
     assert '"ok": true' in intact.stdout
     with sqlite3.connect(hub.db_path) as raw:
         raw.execute("UPDATE audit_events SET purpose = 'other' WHERE seq = 1")
-    damaged = await asyncio.to_thread(run, command, env)
+    damaged = await verify_offline(hub)
     assert damaged.returncode == 1
     assert '"first_bad_seq": 1' in damaged.stdout
 
@@ -215,17 +220,11 @@ async def test_a_checkpoint_kept_by_an_officer_catches_a_log_cut_short_with_its_
         raw.execute("DELETE FROM audit_events WHERE seq > 2")
         raw.execute("DELETE FROM audit_checkpoints")
         raw.execute("UPDATE audit_head SET seq = 2")
-    env = {
-        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
-        "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
-        "PATH": "/usr/bin:/bin",
-    }
-    command = [sys.executable, "-m", "hub", "audit", "verify"]
-    alone = await asyncio.to_thread(run, command, env)
+    alone = await verify_offline(hub)
     assert alone.returncode == 0  # what the database alone can prove: a shorter log
-    held = await asyncio.to_thread(run, [*command, "--checkpoint", kept.jws], env)
+    held = await verify_offline(hub, "--checkpoint", kept.jws)
     assert held.returncode == 1
     assert json.loads(held.stdout)["first_bad_seq"] == 3
-    forged = await asyncio.to_thread(run, [*command, "--checkpoint", "a.b.c"], env)
+    forged = await verify_offline(hub, "--checkpoint", "a.b.c")
     assert forged.returncode == 2
     assert "not a checkpoint signed by this hub" in forged.stderr

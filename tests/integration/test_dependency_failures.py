@@ -37,7 +37,7 @@ from hub.api.app import create_app
 from hub.auth.keys import FileKeyRing, KeyRingError
 from hub.clock import FixedClock
 from hub.db import database, migrate
-from hub.demo.population import Population, make_population
+from hub.demo.population import Population
 from hub.demo.simulator import start_simulators
 from hub.domain.ids import PartnerId
 from hub.settings import Settings
@@ -47,18 +47,6 @@ PROBLEM = "application/problem+json"
 OPEN = ["trajectory.status", "trajectory.start_date"]
 LOCK_WAIT_S = 0.2
 """The hub's wait for another writer's lock in these tests (10 s in service)."""
-
-
-@pytest.fixture(scope="module")
-def population() -> Population:
-    return make_population(2026)
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "hub.db"
-    migrate.upgrade(f"sqlite:///{path}")
-    return path
 
 
 @pytest.fixture

@@ -12,17 +12,12 @@ import pytest
 from aiohttp import web
 
 from adapters.rest import MAX_BODY_BYTES, RestSourceAdapter
-from hub.demo.population import Population, make_population
+from hub.demo.population import Population
 from hub.demo.simulator import Simulators, start_simulators
 from hub.domain.errors import SourceTimeoutError, SourceUnavailableError, UnknownParticipantError
 from hub.domain.ids import FieldName, Insz
 
 STATUS = FieldName("trajectory.status")
-
-
-@pytest.fixture(scope="module")
-def population() -> Population:
-    return make_population(2026)
 
 
 @pytest.fixture
