@@ -1,6 +1,8 @@
 """``ketenhub``: serve | demo | client create | audit verify | policy check | db upgrade.
 
-Settings are read once here and passed down (STYLE.md habit 8).
+Settings are read once here and passed down (STYLE.md habit 8). The web server, the
+HTTP client and the composition root are imported by the commands that use them:
+``audit verify`` and ``policy check`` start in a fraction of the time without them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from typing import Annotated
 
 import typer
 
-from hub import bootstrap
 from hub.db import migrate
 from hub.domain.errors import HubError, PolicyError
 from hub.domain.ids import PartnerId
 from hub.logging import configure_logging
-from hub.serving import run_server
 from hub.settings import Settings, SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -62,6 +62,8 @@ def serve(
     """Run the hub."""
     settings = _settings()
     try:
+        from hub.serving import run_server  # noqa: PLC0415
+
         run_server(settings, host, port, workers)
     except PolicyError as exc:
         raise _fail(_policy_message(settings, exc)) from None
@@ -116,6 +118,8 @@ def client_create(
             ) from None
 
     async def create() -> dict[str, str]:
+        from hub import bootstrap  # noqa: PLC0415
+
         hub = await bootstrap.build(settings)
         try:
             made = await hub.clients.create(PartnerId(partner), frozenset(scope.split()), jwks)
