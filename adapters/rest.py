@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from hub.domain.agreements import SourceConfig
 from hub.domain.errors import (
@@ -32,7 +33,8 @@ _NOT_FOUND = 404
 
 class RestSourceAdapter:
     def __init__(self, base_url: str, timeout_s: float, session: aiohttp.ClientSession) -> None:
-        self._base = base_url.rstrip("/")
+        # Normalised (percent-encoded) once: each call then builds its URL as text.
+        self._base = str(URL(base_url.rstrip("/")))
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session = session
 
@@ -43,12 +45,15 @@ class RestSourceAdapter:
     async def fetch(
         self, participant: Insz, fields: frozenset[FieldName]
     ) -> Mapping[FieldName, object]:
-        url = f"{self._base}/participants/{quote(participant.digits, safe='')}"
-        params = {"fields": ",".join(sorted(fields))}
+        # Encoded here rather than by yarl from params: a tenth of the adapter's cost.
+        url = URL(
+            f"{self._base}/participants/{quote(participant.digits, safe='')}"
+            f"?fields={quote(','.join(sorted(fields)), safe=',')}",
+            encoded=True,
+        )
         try:
             async with self._session.get(
                 url,
-                params=params,
                 timeout=self._timeout,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},

@@ -44,6 +44,9 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
         redoc_url=None,
         # A redirect's Location would be built from the Host header: answer 404 instead.
         redirect_slashes=False,
+        # FastAPI's own OpenTelemetry hooks looked up the environment on every request;
+        # the hub reports through its own log events (hub.logging).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if container is not None:
         app.state.container = container

@@ -33,6 +33,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,13 +156,31 @@ def check_reachable(url: str) -> None:
 
 
 class SqlUnitOfWork:
+    """The repositories of one transaction, each made when first used: most
+    transactions touch one or two of them, and there is one per request."""
+
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
-        self.consents = SqlConsents(sql)
-        self.audit = SqlAudit(sql)
-        self.idempotency = SqlIdempotency(sql)
-        self.clients = SqlClients(sql)
-        self.assertions = SqlAssertionReplay(sql)
+
+    @cached_property
+    def consents(self) -> SqlConsents:
+        return SqlConsents(self.sql)
+
+    @cached_property
+    def audit(self) -> SqlAudit:
+        return SqlAudit(self.sql)
+
+    @cached_property
+    def idempotency(self) -> SqlIdempotency:
+        return SqlIdempotency(self.sql)
+
+    @cached_property
+    def clients(self) -> SqlClients:
+        return SqlClients(self.sql)
+
+    @cached_property
+    def assertions(self) -> SqlAssertionReplay:
+        return SqlAssertionReplay(self.sql)
 
 
 @dataclass(slots=True)

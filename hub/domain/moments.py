@@ -10,8 +10,11 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def format_timestamp(moment: datetime) -> str:
     # Not strftime("%Y"): glibc does not pad years before 1000, and these must sort as text.
-    utc = moment.astimezone(UTC)
-    return f"{utc.year:04d}" + utc.strftime(TIMESTAMP_FORMAT[2:])
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+    )
 
 
 def iso_utc(moment: datetime | None) -> str | None:
