@@ -7,7 +7,6 @@ agreement dates are under the test's control.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,22 +135,6 @@ class Hub:
             **extra,
         }
         return await self.http.post("/v1/consents", json=body, headers=self.auth(partner))
-
-
-@pytest.fixture
-def settings(tmp_path: Path, template_db: Path) -> Settings:
-    db = tmp_path / "hub.db"
-    shutil.copy(template_db, db)
-    return Settings(
-        policy_dir=POLICIES,
-        database_url=f"sqlite:///{db}",
-        key_dir=tmp_path / "keys",
-        public_url="http://hub.test",
-        # In-process calls outrun any partner: a test of limits sets its own
-        # (tests/api/test_rate_limit.py).
-        rate_limit="off",
-        token_rate_limit="off",
-    )
 
 
 @pytest.fixture

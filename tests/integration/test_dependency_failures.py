@@ -49,20 +49,6 @@ LOCK_WAIT_S = 0.2
 """The hub's wait for another writer's lock in these tests (10 s in service)."""
 
 
-@pytest.fixture
-def settings(tmp_path: Path, template_db: Path) -> Settings:
-    db = tmp_path / "hub.db"
-    shutil.copy(template_db, db)
-    return Settings(
-        policy_dir=POLICIES,
-        database_url=f"sqlite:///{db}",
-        key_dir=tmp_path / "keys",
-        public_url="http://hub.test",
-        rate_limit="off",  # these tests are about failures, not limits
-        token_rate_limit="off",
-    )
-
-
 class SwitchableKeys(FileKeyRing):
     """The real key ring, whose signing can be made to fail as a lost HSM would."""
 
