@@ -7,6 +7,7 @@ agreement dates are under the test's control.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from hub.demo.population import Population
 from hub.demo.simulator import Simulators, start_simulators
 from hub.domain.ids import FieldName, Insz, PartnerId
 from hub.domain.principal import ALL_SCOPES, Scope
-from hub.ports import ClientRecord, SourceAdapter
+from hub.ports import ClientRecord, KeyRing, SourceAdapter
 from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,31 +138,42 @@ class Hub:
         return await self.http.post("/v1/consents", json=body, headers=self.auth(partner))
 
 
-@pytest.fixture
-async def hub(settings: Settings, population: Population) -> AsyncIterator[Hub]:
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings, population: Population, *, keys: KeyRing | None = None
+) -> AsyncIterator[Hub]:
+    """The real app over ``settings``' database, with simulated sources (and ``keys``)."""
     clock = FixedClock(NOW)
     simulators = await start_simulators(population, dict.fromkeys(SOURCES, 0))
     session = aiohttp.ClientSession()
     sources = {
         s: RecordingSource(RestSourceAdapter(simulators.url(s), 0.5, session)) for s in SOURCES
     }
-    container = await bootstrap.build(
-        settings,
-        clock=clock,
-        sources={PartnerId(k): v for k, v in sources.items()},
-    )
-    app = create_app(settings, container=container)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield Hub(
-            http,
-            container,
-            simulators,
-            sources,
-            clock,
-            population,
-            Path(settings.database_url.removeprefix("sqlite:///")),
+    try:
+        container = await bootstrap.build(
+            settings, clock=clock, sources={PartnerId(k): v for k, v in sources.items()}, keys=keys
         )
-    await container.aclose()
-    await session.close()
-    await simulators.stop()
+        try:
+            app = create_app(settings, container=container)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+                yield Hub(
+                    http,
+                    container,
+                    simulators,
+                    sources,
+                    clock,
+                    population,
+                    Path(settings.database_url.removeprefix("sqlite:///")),
+                )
+        finally:
+            await container.aclose()
+    finally:
+        await session.close()
+        await simulators.stop()
+
+
+@pytest.fixture
+async def hub(settings: Settings, population: Population) -> AsyncIterator[Hub]:
+    async with serving(settings, population) as started:
+        yield started

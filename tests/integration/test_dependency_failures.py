@@ -24,24 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import event
 
-from adapters.rest import RestSourceAdapter
 from hub import bootstrap
-from hub.api.app import create_app
 from hub.auth.keys import FileKeyRing, KeyRingError
 from hub.clock import FixedClock
 from hub.db import database, migrate
 from hub.demo.population import Population
-from hub.demo.simulator import start_simulators
 from hub.domain.ids import PartnerId
 from hub.settings import Settings
-from tests.api.conftest import NOW, POLICIES, SOURCES, Hub, RecordingSource
+from tests.api.conftest import NOW, POLICIES, Hub
+from tests.api.conftest import serving as api_serving
 
 PROBLEM = "application/problem+json"
 OPEN = ["trajectory.status", "trajectory.start_date"]
@@ -100,36 +97,11 @@ class SqliteDisk:
             connection.execute("PRAGMA max_page_count=1073741823")
 
 
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, population: Population) -> AsyncIterator[Hub]:
-    """The real app over ``settings``' database, with simulated sources and switchable keys."""
-    clock = FixedClock(NOW)
-    simulators = await start_simulators(population, dict.fromkeys(SOURCES, 0))
-    session = aiohttp.ClientSession()
-    sources = {
-        s: RecordingSource(RestSourceAdapter(simulators.url(s), 0.5, session)) for s in SOURCES
-    }
-    keys = SwitchableKeys.load_or_create(settings.key_dir)
-    container = await bootstrap.build(
-        settings, clock=clock, sources={PartnerId(k): v for k, v in sources.items()}, keys=keys
-    )
-    app = create_app(settings, container=container)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-            yield Hub(
-                http,
-                container,
-                simulators,
-                sources,
-                clock,
-                population,
-                Path(settings.database_url.removeprefix("sqlite:///")),
-            )
-    finally:
-        await container.aclose()
-        await session.close()
-        await simulators.stop()
+def serving(
+    settings: Settings, population: Population
+) -> contextlib.AbstractAsyncContextManager[Hub]:
+    """The API tests' hub, with keys whose signing can be switched off."""
+    return api_serving(settings, population, keys=SwitchableKeys.load_or_create(settings.key_dir))
 
 
 @pytest.fixture
