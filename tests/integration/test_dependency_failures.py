@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import pwd
 import shutil
 import sqlite3
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +31,7 @@ from hub.domain.ids import PartnerId
 from hub.settings import Settings
 from tests.api.conftest import POLICIES, Hub
 from tests.api.conftest import serving as api_serving
+from tests.pgcluster import PgCluster, PgUnavailableError, pg_cluster, require_or_skip
 
 PROBLEM = "application/problem+json"
 OPEN = ["trajectory.status", "trajectory.start_date"]
@@ -354,123 +350,23 @@ async def test_keys_removed_while_running_serve_on_from_memory_until_restart(
 # -- PostgreSQL going away at run time --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PgServer:
-    """A throw-away PostgreSQL cluster on a Unix socket only (no TCP port)."""
-
-    root: Path
-    bin: Path
-    prefix: tuple[str, ...]
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@/ketenhub?host={self.root}&port=5432"
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), *args],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        self.ctl(
-            "-l",
-            str(self.root / "server.log"),
-            "-o",
-            f"-c listen_addresses='' -c unix_socket_directories={self.root} -c fsync=off",
-            "-w",
-            "-t",
-            "30",
-            "start",
-        )
-
-    def stop(self) -> None:
-        self.ctl("-m", "immediate", "-w", "stop")
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    """Skipped where PostgreSQL's server programs are not installed (CI, for now)."""
-    programs = _pg_bin()
-    if programs is None:
-        pytest.skip("PostgreSQL's server (initdb) is not installed")
-    prefix: tuple[str, ...] = ()
-    # Not under pytest's own (0700, root's) directory: the server's user must reach it.
-    root = Path(tempfile.mkdtemp(prefix="ketenhub-pg-"))
-    if os.geteuid() == 0:  # initdb refuses root: run the server as postgres (or nobody)
-        runuser = shutil.which("runuser")
-        users = [u for u in ("postgres", "nobody") if _uid(u) is not None]
-        if runuser is None or not users:
-            pytest.skip("running as root needs runuser and a postgres or nobody user")
-        prefix = (runuser, "-u", users[0], "--")
-        os.chown(root, _uid(users[0]), -1)  # type: ignore[arg-type]
-    server = PgServer(root, programs, prefix)
+def pg() -> Iterator[PgCluster]:
+    """A cluster of this module's own: its test stops and starts the server."""
     try:
-        subprocess.run(
-            [
-                *prefix,
-                str(programs / "initdb"),
-                "-D",
-                str(root / "data"),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        server.start()
-        subprocess.run(
-            [
-                *prefix,
-                str(programs / "psql"),
-                "-h",
-                str(root),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qc",
-                "CREATE DATABASE ketenhub",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"a throw-away PostgreSQL could not be started: {type(exc).__name__}")
-    migrate.upgrade(server.url)
-    yield server
-    with contextlib.suppress(subprocess.SubprocessError):
-        server.stop()
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def _uid(user: str) -> int | None:
-    try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return None
+        with pg_cluster() as cluster:
+            migrate.upgrade(cluster.url())
+            yield cluster
+    except PgUnavailableError as exc:
+        require_or_skip(str(exc))
 
 
 async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_the_hub(
-    pg: PgServer, tmp_path: Path, population: Population
+    pg: PgCluster, tmp_path: Path, population: Population
 ) -> None:
     settings = Settings(
         policy_dir=POLICIES,
-        database_url=pg.url,
+        database_url=pg.url(),
         key_dir=tmp_path / "keys",
         public_url="http://hub.test",
     )
@@ -484,7 +380,7 @@ async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_
         first = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
         assert first.status_code == 200
 
-        pg.stop()
+        pg.stop("immediate")
         try:
             _assert_unavailable(
                 await hub.exchange(
@@ -521,7 +417,7 @@ async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_
         assert token.status_code == 200
 
         # A restart between two requests: the pooled connections are dead, none is used.
-        pg.stop()
+        pg.stop("immediate")
         pg.start()
         after_restart = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
         assert after_restart.status_code == 200, after_restart.text
