@@ -1,29 +1,22 @@
-"""``ketenhub``: serve | demo | client create | audit verify | policy check | db upgrade.
-
-Settings are read once here and passed down (STYLE.md habit 8). The web server, the
-HTTP client and the composition root are imported by the commands that use them:
-``audit verify`` and ``policy check`` start in a fraction of the time without them.
-"""
+"""``ketenhub`` serve | demo | client create | audit verify | policy check | db upgrade."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hub.cli.base import app, fail, policy_message, settings_from_env
 from hub.db import migrate
 from hub.domain.errors import HubError, PolicyError
 from hub.domain.ids import PartnerId
-from hub.logging import configure_logging
-from hub.settings import Settings, SettingsError
+from hub.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 client_app = typer.Typer(no_args_is_help=True, help="Partner API clients.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 policy_app = typer.Typer(no_args_is_help=True, help="The policy directory.")
@@ -34,25 +27,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 
 
-def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise _fail(str(exc)) from None
-    configure_logging(settings.log_level, json=settings.log_json)
-    return settings
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
-def _policy_message(settings: Settings, error: PolicyError) -> str:
-    lines = "\n".join(f"  {problem}" for problem in error.problems)
-    return f"The policy directory {settings.policy_dir} is invalid:\n{lines}"
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -60,15 +34,15 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Hub processes.")] = 1,
 ) -> None:
     """Run the hub."""
-    settings = _settings()
+    settings = settings_from_env()
     try:
         from hub.serving import run_server  # noqa: PLC0415
 
         run_server(settings, host, port, workers)
     except PolicyError as exc:
-        raise _fail(_policy_message(settings, exc)) from None
+        raise fail(policy_message(settings, exc)) from None
     except HubError as exc:  # the database cannot be reached, the keys are unusable
-        raise _fail(f"The hub cannot start: {exc.detail}") from None
+        raise fail(f"The hub cannot start: {exc.detail}") from None
 
 
 @app.command()
@@ -83,7 +57,7 @@ def demo(
     if "KETENHUB_LOG_LEVEL" not in os.environ:
         # A visitor reads the guide and the API's answers; info events are one setting away.
         os.environ["KETENHUB_LOG_LEVEL"] = "warning"
-    settings = _settings()
+    settings = settings_from_env()
     fresh_db = None
     if "KETENHUB_DATABASE_URL" not in os.environ:
         # The demo runs on its own database, made anew each start: it is a showroom.
@@ -92,7 +66,7 @@ def demo(
     try:
         run_demo(settings, host=host, port=port, seed_value=seed, fresh_db=fresh_db)
     except PolicyError as exc:
-        raise _fail(_policy_message(settings, exc)) from None
+        raise fail(policy_message(settings, exc)) from None
 
 
 @client_app.command("create")
@@ -106,14 +80,14 @@ def client_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a client; its secret is shown once and stored only as a hash."""
-    settings = _settings()
+    settings = settings_from_env()
     migrate.upgrade(settings.database_url)
     jwks: object | None = None
     if jwks_file is not None:
         try:
             jwks = json.loads(jwks_file.read_text())
         except (OSError, ValueError) as exc:
-            raise _fail(
+            raise fail(
                 f"Cannot read a JSON JWK Set from {jwks_file}: {type(exc).__name__}"
             ) from None
 
@@ -133,9 +107,9 @@ def client_create(
     try:
         result = asyncio.run(create())
     except HubError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     except PolicyError as exc:
-        raise _fail(_policy_message(settings, exc)) from None
+        raise fail(policy_message(settings, exc)) from None
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -154,24 +128,24 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check the audit log's hash chain and signed checkpoints offline; exits 1 on damage."""
-    settings = _settings()
+    settings = settings_from_env()
     from hub.auth.keys import FileKeyRing  # noqa: PLC0415
     from hub.db.database import SqlDatabase, create_engine  # noqa: PLC0415
     from hub.services.audit import read_checkpoint, verify_log  # noqa: PLC0415
 
     if not migrate.exists(settings.database_url):
-        raise _fail(f"There is no database at {migrate.describe(settings.database_url)}.")
+        raise fail(f"There is no database at {migrate.describe(settings.database_url)}.")
     if not migrate.is_current(settings.database_url):
-        raise _fail("The database is not a Ketenhub database at the current schema version.")
+        raise fail("The database is not a Ketenhub database at the current schema version.")
     try:
         keys = FileKeyRing.load(settings.key_dir)
     except HubError as exc:
-        raise _fail(f"The checkpoints need the hub's keys: {exc.detail}") from None
+        raise fail(f"The checkpoints need the hub's keys: {exc.detail}") from None
     anchors = []
     for jws in checkpoint or ():
         found = read_checkpoint(keys, jws.strip())
         if found is None:
-            raise _fail("A --checkpoint is not a checkpoint signed by this hub's keys.")
+            raise fail("A --checkpoint is not a checkpoint signed by this hub's keys.")
         anchors.append(found)
 
     async def verify() -> dict[str, object]:
@@ -207,13 +181,6 @@ def policy_check(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the schema migrations."""
-    settings = _settings()
+    settings = settings_from_env()
     migrate.upgrade(settings.database_url, revision)
     typer.echo("database is at the newest schema")
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
