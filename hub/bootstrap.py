@@ -14,6 +14,7 @@ import aiohttp
 import structlog
 
 from adapters.registry import ADAPTERS, adapter_names
+from hub.auth.datakeys import MasterKeyRing
 from hub.auth.endpoint import TokenEndpoint
 from hub.auth.jwks import validate_client_jwks
 from hub.auth.keys import FileKeyRing
@@ -29,6 +30,8 @@ from hub.ratelimit import RateLimiter
 from hub.services.audit import AuditService, AuditTrail
 from hub.services.clients import ClientService
 from hub.services.consents import ConsentService
+from hub.services.datakeys import ParticipantSealer
+from hub.services.erasure import ErasureService
 from hub.services.exchange import ExchangeService
 from hub.settings import Settings
 
@@ -49,6 +52,8 @@ class Container:
     policies: PolicySet
     db: SqlDatabase
     keys: FileKeyRing
+    masters: MasterKeyRing
+    """The master keys that wrap the participants' data keys (``hub.auth.datakeys``)."""
     clock: Clock
     session: aiohttp.ClientSession
     sources: Mapping[PartnerId, SourceAdapter]
@@ -56,6 +61,7 @@ class Container:
     consents: ConsentService
     audit: AuditService
     clients: ClientService
+    erasure: ErasureService
     tokens: TokenIssuer
     verifier: TokenVerifier
     token_endpoint: TokenEndpoint
@@ -84,6 +90,7 @@ async def build(
     clock: Clock | None = None,
     sources: Mapping[PartnerId, SourceAdapter] | None = None,
     keys: FileKeyRing | None = None,
+    masters: MasterKeyRing | None = None,
 ) -> Container:
     """Wire the hub. ``sources`` and ``keys`` replace the configured ones (tests with fakes).
 
@@ -98,6 +105,10 @@ async def build(
             # New keys only for a database without data: see FileKeyRing.load_or_create.
             fresh = not await db.holds_data()
             keys = FileKeyRing.load_or_create(settings.key_dir, may_create=fresh)
+        if masters is None:
+            # A new master key only while no data key is wrapped under one.
+            wrapped = await db.read(lambda uow: uow.participant_keys.count_by_master())
+            masters = MasterKeyRing.load_or_create(settings.key_dir, may_create=not wrapped)
     except BaseException:
         await db.dispose()
         raise
@@ -115,20 +126,34 @@ async def build(
         }
     issuer = TokenIssuer(keys, settings.issuer, settings.issuer)
     trail = AuditTrail(keys=keys, clock=clock)
+    sealer = ParticipantSealer(masters=masters, keys=keys, clock=clock)
     return Container(
         settings=settings,
         policies=policies,
         db=db,
         keys=keys,
+        masters=masters,
         clock=clock,
         session=session,
         sources=sources,
         exchange=ExchangeService(
-            policies=policies, db=db, sources=sources, keys=keys, clock=clock, trail=trail
+            policies=policies,
+            db=db,
+            sources=sources,
+            keys=keys,
+            clock=clock,
+            trail=trail,
+            sealer=sealer,
         ),
         consents=ConsentService(
-            policies=policies, db=db, keys=keys, clock=clock, issuer=settings.issuer
+            policies=policies,
+            db=db,
+            keys=keys,
+            clock=clock,
+            issuer=settings.issuer,
+            sealer=sealer,
         ),
+        erasure=ErasureService(db=db, keys=keys, clock=clock),
         audit=AuditService(db=db, keys=keys, trail=trail),
         clients=ClientService(
             policies=policies, db=db, clock=clock, validate_jwks=validate_client_jwks

@@ -68,6 +68,61 @@ class KeyRing(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WrappedDataKey:
+    """A participant's data key (DEK), as stored: wrapped under one master key.
+
+    ``key_id`` names this DEK (random): data sealed under it records the id, so data
+    sealed under a DEK that was destroyed is known for crypto-shredded, not damaged.
+    """
+
+    participant: str
+    """The participant's keyed pseudonym (CONTRACT.md 4)."""
+    key_id: str
+    master_id: str
+    wrapped: bytes
+    created_at: datetime
+
+
+class DataKey(Protocol):
+    """One participant's unwrapped DEK."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
+        """Authenticated encryption under this DEK, bound to ``context``."""
+
+    def unseal(self, sealed: bytes, *, context: bytes) -> bytes:
+        """Raises ``ValueError`` if ``sealed`` was not made by ``seal`` with this context."""
+
+
+class MasterKeys(Protocol):
+    """Envelope encryption: DEKs wrapped by the active master key (``hub.auth.datakeys``)."""
+
+    @property
+    def active_id(self) -> str: ...
+
+    def new_data_key(self, participant: str, now: datetime) -> tuple[DataKey, WrappedDataKey]:
+        """A fresh random DEK and its row, wrapped under the active master key."""
+
+    def unwrap(self, wrapped: WrappedDataKey) -> DataKey:
+        """Raises ``ValueError`` when the row does not unwrap (another participant's,
+        an unknown master key, changed bytes)."""
+
+    def rewrap(self, wrapped: WrappedDataKey) -> WrappedDataKey:
+        """The same DEK wrapped under the active master key; ``ValueError`` as ``unwrap``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedData:
+    """Personal data sealed for storage; ``key_id`` None: under the hub's one seal key
+    (rows written before per-participant keys), else under that participant DEK."""
+
+    sealed: bytes
+    key_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAnswer:
     """An ``Idempotency-Key``'s first answer, its body sealed (CONTRACT.md 3)."""
 
@@ -80,6 +135,10 @@ class StoredAnswer:
     audit_seq: int
     created_at: datetime
     expires_at: datetime
+    participant: str | None = None
+    """The pseudonym the answer is about (erasure deletes by it)."""
+    data_key: str | None = None
+    """The participant DEK the body is sealed under; None: the hub's one seal key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +169,15 @@ class AuditQuery:
 
 
 class ConsentRepository(Protocol):
-    def add(self, consent: Consent, sealed_evidence: bytes | None) -> None: ...
+    def add(
+        self, consent: Consent, sealed_evidence: bytes | None, evidence_key: str | None = None
+    ) -> None:
+        """``evidence_key``: the participant DEK the evidence is sealed under (``SealedData``)."""
 
     def get(self, consent_id: str) -> Consent | None: ...
+
+    def evidence(self, consent_id: str) -> SealedData | None:
+        """The consent's sealed evidence; None when it has none (or it was dropped)."""
 
     def of_participant(
         self, participant: str, *, recipient: PartnerId, purpose: Purpose, for_share: bool = False
@@ -182,6 +247,59 @@ class IdempotencyRepository(Protocol):
         """Insert or replace the answer for ``(partner, key)``."""
 
 
+class ParticipantKeyRepository(Protocol):
+    """The wrapped DEKs, one per participant pseudonym."""
+
+    def get(self, participant: str) -> WrappedDataKey | None: ...
+
+    def add(self, key: WrappedDataKey) -> bool:
+        """Insert unless the participant has a DEK already; False then (a race lost)."""
+
+    def replace(self, old: WrappedDataKey, new: WrappedDataKey) -> bool:
+        """Store ``new`` (a rewrap) only if the row is still ``old``; False otherwise."""
+
+    def not_under(
+        self, master_id: str, *, after: str | None, limit: int
+    ) -> Sequence[WrappedDataKey]:
+        """Rows wrapped under another master key, by pseudonym, after ``after``."""
+
+    def count_by_master(self) -> Mapping[str, int]: ...
+
+    def destroy(self, participant: str) -> bool:
+        """Delete the participant's wrapped DEK; False when there was none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRecord:
+    """Proof that a participant was erased (crypto-shredded): no INSZ, a pseudonym."""
+
+    id: str
+    participant: str
+    at: datetime
+    by: str
+    key_destroyed: bool
+    consents_revoked: int
+    answers_deleted: int
+    evidence_dropped: int
+
+
+class ErasureRepository(Protocol):
+    def revoke_consents(self, participant: str, at: datetime) -> int:
+        """Revoke every active consent of the participant; how many."""
+
+    def count_consents(self, participant: str) -> int: ...
+
+    def drop_unshreddable_evidence(self, participant: str) -> int:
+        """Delete evidence sealed under the hub's one seal key (no DEK to destroy)."""
+
+    def delete_answers(self, participant: str) -> int:
+        """Delete every kept ``Idempotency-Key`` answer about the participant."""
+
+    def add(self, record: ErasureRecord) -> None: ...
+
+    def of_participant(self, participant: str) -> Sequence[ErasureRecord]: ...
+
+
 class ClientRepository(Protocol):
     def add(self, client: ClientRecord) -> None: ...
 
@@ -206,6 +324,10 @@ class UnitOfWork(Protocol):
     def clients(self) -> ClientRepository: ...
     @property
     def assertions(self) -> AssertionReplayRepository: ...
+    @property
+    def participant_keys(self) -> ParticipantKeyRepository: ...
+    @property
+    def erasures(self) -> ErasureRepository: ...
 
 
 class Database(Protocol):

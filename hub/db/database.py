@@ -43,6 +43,7 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from hub.db.participant_keys import SqlErasures, SqlParticipantKeys
 from hub.db.repositories import (
     Sql,
     SqlAssertionReplay,
@@ -182,6 +183,14 @@ class SqlUnitOfWork:
     @cached_property
     def assertions(self) -> SqlAssertionReplay:
         return SqlAssertionReplay(self.sql)
+
+    @cached_property
+    def participant_keys(self) -> SqlParticipantKeys:
+        return SqlParticipantKeys(self.sql)
+
+    @cached_property
+    def erasures(self) -> SqlErasures:
+        return SqlErasures(self.sql)
 
 
 @dataclass(slots=True)

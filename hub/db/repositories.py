@@ -17,7 +17,7 @@ from consent.model import Consent
 from hub.db.audit_log import SqlAudit
 from hub.db.sql import Row, Sql, json_text, parse_timestamp, timestamp
 from hub.domain.ids import FieldName, PartnerId, Purpose
-from hub.ports import ClientRecord, StoredAnswer
+from hub.ports import ClientRecord, SealedData, StoredAnswer
 
 __all__ = ["Sql", "SqlAssertionReplay", "SqlAudit", "SqlClients", "SqlConsents", "SqlIdempotency"]
 
@@ -31,11 +31,13 @@ class SqlConsents:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    def add(self, consent: Consent, sealed_evidence: bytes | None) -> None:
+    def add(
+        self, consent: Consent, sealed_evidence: bytes | None, evidence_key: str | None = None
+    ) -> None:
         self._sql.run(
-            f"INSERT INTO consents ({_CONSENT_COLUMNS}, evidence) VALUES (:id, :participant, "
-            ":recipient, :purpose, :fields, :granted_at, :valid_until, :revoked_at, "
-            ":recorded_by, :evidence)",
+            f"INSERT INTO consents ({_CONSENT_COLUMNS}, evidence, evidence_key) VALUES (:id, "
+            ":participant, :recipient, :purpose, :fields, :granted_at, :valid_until, "
+            ":revoked_at, :recorded_by, :evidence, :evidence_key)",
             {
                 "id": consent.id,
                 "participant": consent.participant,
@@ -47,8 +49,17 @@ class SqlConsents:
                 "revoked_at": timestamp(consent.revoked_at),
                 "recorded_by": consent.recorded_by or consent.recipient,
                 "evidence": sealed_evidence,
+                "evidence_key": evidence_key,
             },
         )
+
+    def evidence(self, consent_id: str) -> SealedData | None:
+        row = self._sql.row(
+            "SELECT evidence, evidence_key FROM consents WHERE id = :id", {"id": consent_id}
+        )
+        if row is None or row[0] is None:
+            return None
+        return SealedData(bytes(row[0]), row[1])
 
     def get(self, consent_id: str) -> Consent | None:
         row = self._sql.row(
@@ -127,6 +138,8 @@ _IDEMPOTENCY_COLUMNS = (
     "audit_seq",
     "created_at",
     "expires_at",
+    "participant",
+    "data_key",
 )
 
 
@@ -142,7 +155,7 @@ class SqlIdempotency:
         )
         if row is None:
             return None
-        partner_, key_, fingerprint, status, body, consent_ids, seq, created, expires = row
+        (partner_, key_, fingerprint, status, body, consent_ids, seq, created, expires) = row[:9]
         return StoredAnswer(
             partner=PartnerId(partner_),
             key=key_,
@@ -153,6 +166,8 @@ class SqlIdempotency:
             audit_seq=int(seq),
             created_at=datetime.fromisoformat(created),
             expires_at=datetime.fromisoformat(expires),
+            participant=row[9],
+            data_key=row[10],
         )
 
     def put(self, answer: StoredAnswer) -> None:
@@ -166,6 +181,8 @@ class SqlIdempotency:
             "audit_seq": answer.audit_seq,
             "created_at": timestamp(answer.created_at),
             "expires_at": timestamp(answer.expires_at),
+            "participant": answer.participant,
+            "data_key": answer.data_key,
         }
         # Answers are kept 24 hours (CONTRACT.md 3), not a moment longer.
         self._sql.run(

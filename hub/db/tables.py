@@ -50,6 +50,8 @@ consents = Table(
     Column("revoked_at", TS),
     Column("recorded_by", SLUG, nullable=False),
     Column("evidence", LargeBinary),
+    # The participant DEK the evidence is sealed under; NULL: the one seal key (0004).
+    Column("evidence_key", String(32)),
     Index("ix_consents_match", "participant", "recipient", "purpose"),
 )
 
@@ -118,7 +120,38 @@ idempotency = Table(
     Column("audit_seq", BigInteger, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False),
+    # Whom the answer is about, and the DEK its body is sealed under (0004).
+    Column("participant", HEX64),
+    Column("data_key", String(32)),
     Index("ix_idempotency_expires", "expires_at"),
+    Index("ix_idempotency_participant", "participant"),
+)
+
+participant_keys = Table(
+    "participant_keys",
+    metadata,
+    # One data key per participant pseudonym, wrapped by a master key (hub.auth.datakeys).
+    Column("participant", HEX64, primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("master_id", String(32), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_participant_keys_master", "master_id", "participant"),
+)
+
+erasures = Table(
+    "erasures",
+    metadata,
+    # Proof of each crypto-shredding: a pseudonym, never the INSZ (CONTRACT.md 4).
+    Column("id", String(36), primary_key=True),
+    Column("participant", HEX64, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("erased_by", String(200), nullable=False),
+    Column("key_destroyed", Integer, nullable=False),
+    Column("consents_revoked", Integer, nullable=False),
+    Column("answers_deleted", Integer, nullable=False),
+    Column("evidence_dropped", Integer, nullable=False),
+    Index("ix_erasures_participant", "participant", "at"),
 )
 
 assertion_jtis = Table(

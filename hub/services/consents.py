@@ -1,5 +1,8 @@
 """Consents: a partner records a consent given to it, lists and revokes its own (CONTRACT.md 3).
 
+Evidence is personal data: it is sealed under the participant's data key
+(``hub.services.datakeys``), so erasing the participant shreds it.
+
 A revoke commits in a write transaction, which the exchange's confirming
 transaction serialises with (see ``hub.services.exchange``): once ``revoke``
 returns, no exchange decided afterwards can disclose under that consent.
@@ -21,6 +24,7 @@ from hub.domain.errors import ForbiddenError, InvalidInputError, NotFoundError
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose
 from hub.domain.principal import Principal
 from hub.ports import Clock, Database, KeyRing, UnitOfWork
+from hub.services.datakeys import ErasedError, ParticipantSealer, Shredded
 from hub.services.paging import Page, check_limit, decode_cursor, encode_cursor
 
 log = structlog.get_logger("hub.consents")
@@ -41,8 +45,10 @@ class ConsentService:
         keys: KeyRing,
         clock: Clock,
         issuer: str,
+        sealer: ParticipantSealer,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        self._sealer = sealer
         self._policies = policies
         self._db = db
         self._keys = keys
@@ -89,13 +95,18 @@ class ConsentService:
             valid_until=valid_until,
             recorded_by=principal.partner,
         )
-        sealed = (
-            None
-            if evidence is None
-            else self._keys.seal(evidence.encode(), context=_evidence_context(consent.id))
-        )
         receipt = self._keys.sign(receipt_claims(consent, issuer=self._issuer), typ=RECEIPT_TYPE)
-        await self._db.write(lambda uow: uow.consents.add(consent, sealed))
+
+        def add(uow: UnitOfWork) -> None:
+            if evidence is None:
+                uow.consents.add(consent, None)
+                return
+            sealed = self._sealer.seal(
+                uow, consent.participant, evidence.encode(), context=_evidence_context(consent.id)
+            )
+            uow.consents.add(consent, sealed.sealed, sealed.key_id)
+
+        await self._db.write(add)
         log.info("consent_granted", recipient=recipient, purpose=purpose, fields=len(fields))
         return GrantedConsent(consent, receipt)
 
@@ -114,6 +125,35 @@ class ConsentService:
         items = list(found[:limit])
         more = len(found) > limit
         return Page(items, encode_cursor(items[-1].id) if more and items else None)
+
+    async def evidence(self, principal: Principal, consent_id: str) -> str | None:
+        """The consent's evidence in clear, for its recipient or the hub's operator.
+
+        ``NotFoundError`` as ``revoke``; ``ErasedError`` (``evidence-erased``, 410) when the
+        participant was erased (crypto-shredded); None when none was given.
+        """
+
+        def read(uow: UnitOfWork) -> str | None:
+            consent = uow.consents.get(consent_id)
+            if consent is None or not (
+                principal.is_operator or consent.recipient == principal.partner
+            ):
+                raise NotFoundError("unknown-consent", "No consent with this id was given to you.")
+            sealed = uow.consents.evidence(consent_id)
+            if sealed is None:
+                return None
+            try:
+                plain = self._sealer.unseal(
+                    uow, consent.participant, sealed, context=_evidence_context(consent_id)
+                )
+            except Shredded:
+                raise ErasedError(
+                    "evidence-erased",
+                    "The participant was erased: this consent's evidence is destroyed.",
+                ) from None
+            return plain.decode()
+
+        return await self._db.read(read)
 
     async def revoke(self, principal: Principal, consent_id: str) -> Consent:
         def revoke(uow: UnitOfWork) -> tuple[Consent, bool]:

@@ -19,6 +19,10 @@ with one key that race are settled in step 3, after the audit append has taken t
 chain's lock: the later one finds the earlier's answer and replays it (or is
 refused with ``422`` when its body differs), so one key never yields two
 disclosures.
+
+The kept answer carries personal data: it is sealed under the participant's data key
+(``hub.services.datakeys``), so erasing the participant shreds it. An exchange without
+an ``Idempotency-Key`` never touches the data keys.
 """
 
 from __future__ import annotations
@@ -49,8 +53,17 @@ from hub.domain.exchange import Decision, ExchangeRequest, Outcome
 from hub.domain.ids import FieldName, PartnerId
 from hub.domain.moments import format_timestamp
 from hub.policy.decide import brussels_day, decide
-from hub.ports import Clock, Database, KeyRing, SourceAdapter, StoredAnswer, UnitOfWork
+from hub.ports import (
+    Clock,
+    Database,
+    KeyRing,
+    SealedData,
+    SourceAdapter,
+    StoredAnswer,
+    UnitOfWork,
+)
 from hub.services.audit import AuditTrail
+from hub.services.datakeys import ParticipantSealer, Shredded
 
 log = structlog.get_logger("hub.exchange")
 
@@ -109,9 +122,11 @@ class ExchangeService:
         keys: KeyRing,
         clock: Clock,
         trail: AuditTrail,
+        sealer: ParticipantSealer,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._trail = trail
+        self._sealer = sealer
         self._policies = policies
         self._db = db
         self._sources = sources
@@ -268,8 +283,11 @@ class ExchangeService:
             raise _KeyTakenError(existing)
         if answer.status >= _SERVER_ERROR:
             return  # 5xx answers are not kept (CONTRACT.md 3)
-        sealed = self._keys.seal(
-            answer.content, context=_seal_context(partner, context.key, context.fingerprint)
+        sealed = self._sealer.seal(
+            uow,
+            context.pseudonym,
+            answer.content,
+            context=_seal_context(partner, context.key, context.fingerprint),
         )
         uow.idempotency.put(
             StoredAnswer(
@@ -277,11 +295,13 @@ class ExchangeService:
                 key=context.key,
                 fingerprint=context.fingerprint,
                 status=answer.status,
-                sealed_body=sealed,
+                sealed_body=sealed.sealed,
                 consent_ids=tuple(record.entry.consents),
                 audit_seq=record.seq,
                 created_at=now,
                 expires_at=now + IDEMPOTENCY_TTL,
+                participant=context.pseudonym,
+                data_key=sealed.key_id,
             )
         )
 
@@ -302,10 +322,15 @@ class ExchangeService:
             original = uow.audit.get(stored.audit_seq)
             if original is None or not self._still_in_force(original.entry.agreements, now):
                 return None
-            content = self._keys.unseal(
-                stored.sealed_body,
-                context=_seal_context(stored.partner, stored.key, stored.fingerprint),
-            )
+            try:
+                content = self._sealer.unseal(
+                    uow,
+                    original.entry.participant,
+                    SealedData(stored.sealed_body, stored.data_key),
+                    context=_seal_context(stored.partner, stored.key, stored.fingerprint),
+                )
+            except Shredded:
+                return None  # its participant was erased: decided anew
             entry = dataclasses.replace(
                 original.entry,
                 at=format_timestamp(now),
