@@ -25,9 +25,11 @@ from hub.domain.errors import (
     UnknownParticipantError,
 )
 from hub.domain.ids import FieldName, Insz
+from hub.observability.tracecontext import current_traceparent
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _OK = 200
+_ACCEPT = {"Accept": "application/json"}
 _NOT_FOUND = 404
 
 
@@ -51,12 +53,16 @@ class RestSourceAdapter:
             f"?fields={quote(','.join(sorted(fields)), safe=',')}",
             encoded=True,
         )
+        # W3C Trace Context: the request's trace, a new parent id, so that the partner
+        # can correlate its logs with the hub's (hub.observability.tracecontext).
+        traceparent = current_traceparent()
+        headers = _ACCEPT if traceparent is None else {**_ACCEPT, "traceparent": traceparent}
         try:
             async with self._session.get(
                 url,
                 timeout=self._timeout,
                 allow_redirects=False,
-                headers={"Accept": "application/json"},
+                headers=headers,
             ) as response:
                 if response.status == _NOT_FOUND:
                     raise UnknownParticipantError(

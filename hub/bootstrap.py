@@ -24,6 +24,8 @@ from hub.db.database import SqlDatabase, create_engine
 from hub.domain.agreements import PolicySet
 from hub.domain.errors import ServiceUnavailableError
 from hub.domain.ids import PartnerId
+from hub.observability.metrics import PrometheusTelemetry
+from hub.observability.sources import TimedSource
 from hub.policy.loader import load_policy_dir
 from hub.ports import Clock, SourceAdapter
 from hub.ratelimit import RateLimiter
@@ -67,6 +69,8 @@ class Container:
     token_endpoint: TokenEndpoint
     rate_limiter: RateLimiter
     """Partner API calls per OAuth client (``KETENHUB_RATE_LIMIT``)."""
+    metrics: PrometheusTelemetry
+    """What ``GET /metrics`` shows; the use cases report to it as their ``Telemetry``."""
     _closed: bool = field(default=False, repr=False)
 
     async def aclose(self) -> None:
@@ -124,6 +128,8 @@ async def build(
             for partner in policies.partners.values()
             if partner.source is not None
         }
+    metrics = PrometheusTelemetry(sources)
+    sources = {source: TimedSource(source, inner, metrics) for source, inner in sources.items()}
     issuer = TokenIssuer(keys, settings.issuer, settings.issuer)
     trail = AuditTrail(keys=keys, clock=clock)
     sealer = ParticipantSealer(masters=masters, keys=keys, clock=clock)
@@ -144,6 +150,7 @@ async def build(
             clock=clock,
             trail=trail,
             sealer=sealer,
+            telemetry=metrics,
         ),
         consents=ConsentService(
             policies=policies,
@@ -159,7 +166,7 @@ async def build(
             policies=policies, db=db, clock=clock, validate_jwks=validate_client_jwks
         ),
         tokens=issuer,
-        verifier=TokenVerifier(keys, settings.issuer, settings.issuer),
+        verifier=TokenVerifier(keys, settings.issuer, settings.issuer, telemetry=metrics),
         token_endpoint=TokenEndpoint(
             issuer,
             clock,
@@ -167,8 +174,10 @@ async def build(
             limiter=RateLimiter.from_setting(
                 settings.token_rate_limit, name="KETENHUB_TOKEN_RATE_LIMIT", namespace="token"
             ),
+            telemetry=metrics,
         ),
         rate_limiter=RateLimiter.from_setting(
             settings.rate_limit, name="KETENHUB_RATE_LIMIT", namespace="api"
         ),
+        metrics=metrics,
     )

@@ -1,8 +1,19 @@
-"""structlog set-up: JSON events, and a processor that removes personal data.
+"""structlog set-up: JSON (or console) events, and a processor that removes personal data.
 
 Log calls name events and counts, never values (STYLE.md habit 9); the redaction
-processor is the safety net under that habit: any 11-digit run (an INSZ shape) and
-anything that looks like a bearer token or JWT is replaced before a line is written.
+processor is the safety net under that habit. It runs last before the renderer, on
+every line, the hub's own and those of libraries (uvicorn, aiohttp, SQLAlchemy: the
+standard ``logging`` records go through the same chain), and rewrites:
+
+- any INSZ shape (11 digits, plain or formatted as 85.07.30-033.28), also inside
+  longer text, in keys as well as values, in nested dicts, lists, sets and tuples, in
+  bytes, in exceptions and their tracebacks, and an integer that has 11 digits;
+- anything that looks like a JWT (three base64url parts, the first ``eyJ``);
+- the credentials after ``Bearer``/``Basic`` and the value of a ``client_secret``,
+  ``client_assertion``, ``access_token``, ``password`` or ``secret`` parameter.
+
+Objects that are not plain data (an exception, a dataclass) are logged as their
+redacted ``repr``: a renderer would otherwise ``repr`` them after this processor ran.
 """
 
 from __future__ import annotations
@@ -10,62 +21,135 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final, TextIO
 
 import structlog
 
 from hub.domain.ids import INSZ_SHAPE
 
-_INSZ_SHAPE = re.compile(
-    r"(?<![0-9])[0-9]{2}[.]?[0-9]{2}[.]?[0-9]{2}[-.]?[0-9]{3}[.]?[0-9]{2}(?![0-9])"
-)
+REDACTED_INSZ: Final = "<redacted-insz>"
+REDACTED_TOKEN: Final = "<redacted-token>"  # noqa: S105 - a placeholder, not a password
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-_BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_CREDENTIALS = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]+")
+_SECRET_PARAMETER = re.compile(
+    r"(?i)\b((?:client_)?secret|client_assertion|access_token|password)"
+    r"([\"']?\s*[:=]\s*[\"']?)[^\s&\"',;}]+"
+)
+_NINE_DIGITS: Final = 10**8
+_ELEVEN_DIGITS: Final = 10**10
+_TWELVE_DIGITS: Final = 10**11
 
 
 def redact_text(text: str) -> str:
-    text = _JWT_SHAPE.sub("<redacted-token>", text)
-    text = _BEARER.sub(r"\1 <redacted>", text)
-    return INSZ_SHAPE.sub("<redacted-insz>", text)
+    """``text`` with every INSZ shape, token and credential replaced."""
+    text = _JWT_SHAPE.sub(REDACTED_TOKEN, text)
+    text = _CREDENTIALS.sub(r"\1 <redacted>", text)
+    text = _SECRET_PARAMETER.sub(r"\1\2<redacted>", text)
+    return INSZ_SHAPE.sub(REDACTED_INSZ, text)
 
 
-def _redact(value: Any) -> Any:
+def redact(value: Any) -> Any:
+    """``value`` with personal data and secrets removed, as plain JSON-able data."""
+    if value is None or isinstance(value, bool):
+        return value
     if isinstance(value, str):
         return redact_text(value)
-    if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact(v) for v in value]
-    return value
+    if isinstance(value, int):
+        return REDACTED_INSZ if _could_be_insz(value) else value
+    if isinstance(value, float):
+        return REDACTED_INSZ if value.is_integer() and _could_be_insz(int(value)) else value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return redact_text(bytes(value).decode("utf-8", "backslashreplace"))
+    if isinstance(value, Mapping):
+        return {redact_key(k): redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v) for v in value]
+    return redact_text(repr(value))
+
+
+def _could_be_insz(number: int) -> bool:
+    """An INSZ passed as a number: any 11 digits (as for text), or 9 or 10 when the
+    leading zeros a number drops (births from 2000 on) give one with valid check digits."""
+    number = abs(number)
+    if _ELEVEN_DIGITS <= number < _TWELVE_DIGITS:
+        return True
+    if not _NINE_DIGITS <= number < _ELEVEN_DIGITS:
+        return False
+    body, check = divmod(number, 100)
+    return check == 97 - (2_000_000_000 + body) % 97  # the 2000s' check digits
+
+
+def redact_key(key: Any) -> str:
+    return redact_text(key if isinstance(key, str) else repr(key))
 
 
 def redact_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key, value in list(event_dict.items()):
-        event_dict[key] = _redact(value)
+    """The structlog processor: every key and value of the event, redacted."""
+    cleaned = {redact_key(k): redact(v) for k, v in event_dict.items()}
+    event_dict.clear()
+    event_dict.update(cleaned)
     return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _final_processors(*, json: bool) -> list[Any]:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False,
+            # The traceback was made text (and redacted) before: print it as it is.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+    )
+    return [
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_personal_data,
+        renderer,
+    ]
 
 
 def configure_logging(
     level: str = "info", *, json: bool = True, stream: TextIO | None = None
 ) -> None:
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    """Every log line, structlog's and the standard library's, to ``stream`` (stderr)
+    through one chain that ends with ``redact_personal_data`` and the renderer."""
+    threshold = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    output = stream or sys.stderr
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_personal_data,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        processors=[*_shared_processors(), *_final_processors(json=json)],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.PrintLoggerFactory(file=output),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *_shared_processors(),
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *_final_processors(json=json),
+            ],
+        )
+    )
+    handler.set_name("ketenhub")
+    root = logging.getLogger()
+    for existing in [h for h in root.handlers if h.get_name() == "ketenhub"]:
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(threshold)

@@ -198,6 +198,22 @@ class ConsentRepository(Protocol):
 
     def revoke(self, consent_id: str, at: datetime) -> None: ...
 
+    def outstanding(
+        self, *, granted_from: datetime | None, granted_before: datetime, now: datetime
+    ) -> OutstandingConsents:
+        """The consents granted in ``[granted_from, granted_before)`` (from the first
+        when None) still active at ``now``: what a retired signing key's receipts
+        still vouch for (``hub.auth.rotation``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutstandingConsents:
+    count: int
+    open_ended: bool
+    """At least one of them has no ``valid_until``."""
+    latest_until: datetime | None
+    """The latest ``valid_until`` among them; None when there are none."""
+
 
 class AuditRepository(Protocol):
     def append(self, entry: AuditEntry, *, tag: Callable[[str], str] | None = None) -> AuditRecord:
@@ -350,3 +366,54 @@ class Database(Protocol):
         here. Raises ``ServiceUnavailableError`` when the database cannot be reached
         or written; then nothing ``work`` did was kept.
         """
+
+
+class Telemetry(Protocol):
+    """What operators count and time (Prometheus ``/metrics``, ``hub.observability``).
+
+    Every argument is a bounded name: a partner id, a contract reason, an outcome, an
+    OAuth error code. Never a participant, pseudonym, consent id, client id, token or
+    secret (CONTRACT.md 4): they would be kept in every scrape, unredacted.
+    """
+
+    def exchange_decided(
+        self, source: PartnerId, decision: Outcome, reason: str | None, fields: Sequence[str]
+    ) -> None:
+        """One exchange decided and audited. ``fields``: each requested field's outcome,
+        ``disclosed`` or why it was not (a withheld reason, or the request's reason when
+        the source did not answer)."""
+
+    def exchange_replayed(self, source: PartnerId) -> None:
+        """An ``Idempotency-Key`` answer sent again (CONTRACT.md 3)."""
+
+    def source_called(self, source: PartnerId, outcome: str, seconds: float) -> None:
+        """One call to a source: ``ok``, ``unknown-participant``, ``timeout`` or ``failed``."""
+
+    def audit_appended(self, seconds: float) -> None:
+        """A write transaction that appends to the audit log: from queued to durable."""
+
+    def token_refused(self, endpoint: str, error: str) -> None:
+        """``token``: an RFC 6749 5.2 ``error`` answered by ``POST /oauth/token``;
+        ``bearer``: a presented access token refused (RFC 6750 3.1 ``error``)."""
+
+
+class SilentTelemetry:
+    """Counts nothing: the ``Telemetry`` of tools (``ketenhub audit verify``) and of
+    tests that measure nothing."""
+
+    def exchange_decided(
+        self, source: PartnerId, decision: Outcome, reason: str | None, fields: Sequence[str]
+    ) -> None:
+        pass
+
+    def exchange_replayed(self, source: PartnerId) -> None:
+        pass
+
+    def source_called(self, source: PartnerId, outcome: str, seconds: float) -> None:
+        pass
+
+    def audit_appended(self, seconds: float) -> None:
+        pass
+
+    def token_refused(self, endpoint: str, error: str) -> None:
+        pass

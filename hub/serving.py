@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 
 import uvicorn
 
 from hub import bootstrap
 from hub.db import migrate
 from hub.db.database import check_reachable
+from hub.observability.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 from hub.settings import Settings
 
 
@@ -32,8 +34,23 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         "server_header": False,
         "log_level": "warning",
         "lifespan": "on",
+        # uvicorn's own log lines go through the hub's logging (hub.logging: redacted).
+        "log_config": None,
     }
     if workers > 1:
+        _serve_workers(settings, workers, common)
+    else:
+        from hub.api.app import create_app  # noqa: PLC0415 - the CLI's other commands stay light
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+
+
+def _serve_workers(settings: Settings, workers: int, common: dict[str, object]) -> None:
+    """N uvicorn workers; their metrics in a fresh directory that any worker's
+    ``/metrics`` sums (prometheus_client multiprocess mode), removed when they stop."""
+    metrics_dir = prepare_multiprocess_dir()
+    os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
+    try:
         os.environ.update(settings.as_env())
         uvicorn.run(
             "hub.api.app:app_from_environment",
@@ -41,10 +58,9 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
             workers=workers,
             **common,  # type: ignore[arg-type]
         )
-    else:
-        from hub.api.app import create_app  # noqa: PLC0415 - the CLI's other commands stay light
-
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 async def _check_keys(settings: Settings) -> None:

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI
 
 from hub import bootstrap
-from hub.api import openapi, problems, ratelimit
+from hub.api import openapi, operations, problems, ratelimit
 from hub.api.middleware import HubMiddleware
 from hub.api.routes import audit, catalogue, consents, exchange, oauth
 from hub.logging import configure_logging
@@ -53,13 +53,8 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
     problems.install(app)
     ratelimit.install(app)
     openapi.install(app)
-    for module in (oauth, catalogue, exchange, consents, audit):
+    for module in (oauth, catalogue, exchange, consents, audit, operations):
         app.include_router(module.router)
-
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     app.add_middleware(HubMiddleware)
     return app
 

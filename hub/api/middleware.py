@@ -1,12 +1,23 @@
-"""Pure ASGI middleware: request body limit and headers every response carries.
+"""Pure ASGI middleware: correlation id, request metrics, request body limit, and
+headers every response carries.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: it adds no task and no copy per request
 on the exchange path.
+
+Correlation (``hub.observability.tracecontext``): a request's correlation id is the
+trace id of its W3C ``traceparent`` header when that is valid, else 16 random bytes
+(hex). It is bound in structlog's context for every log line of the request, set as
+the trace the REST adapter passes on to sources, and returned as ``X-Correlation-Id``.
+
+Metrics: each answered request is counted by its route's template (never the raw
+path: a path can hold a consent id), method and status, and timed to its last byte.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -14,6 +25,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.problems import PROBLEM_JSON, generic_problem
+from hub.observability import tracecontext
+from hub.observability.metrics import UNMATCHED_ROUTE, PrometheusTelemetry
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -29,6 +42,9 @@ _DOCS_CSP = (b"content-security-policy", b"frame-ancestors 'none'")
 """No page of the hub may be framed (clickjacking), the documentation page included."""
 _DOCS = ("/docs",)
 """The API documentation page runs Swagger UI's scripts; everything else runs none."""
+CORRELATION_HEADER = b"x-correlation-id"
+_TRACEPARENT = b"traceparent"
+_CONTENT_LENGTH = b"content-length"
 log = structlog.get_logger("hub.api")
 
 
@@ -40,28 +56,65 @@ class BodyTooLargeError(HTTPException):
 
 
 class HubMiddleware:
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = MAX_BODY_BYTES,
+        new_trace_id: Callable[[], str] = tracecontext.new_trace_id,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.new_trace_id = new_trace_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        declared, traceparent = _read_headers(scope)
+        trace = None if traceparent is None else tracecontext.parse_traceparent(traceparent)
+        if trace is None:
+            trace = tracecontext.Trace(self.new_trace_id())
+        trace_token = tracecontext.CURRENT.set(trace)
+        log_tokens = structlog.contextvars.bind_contextvars(correlation_id=trace.trace_id)
+        status = [500]
+        try:
+            await self._serve(scope, receive, send, declared=declared, trace=trace, status=status)
+        finally:
+            structlog.contextvars.reset_contextvars(**log_tokens)
+            tracecontext.CURRENT.reset(trace_token)
+            metrics = _metrics_of(scope)
+            if metrics is not None:
+                route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+                metrics.request_served(
+                    route, scope["method"], status[0], time.perf_counter() - started
+                )
 
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        declared: int | None,
+        trace: tracecontext.Trace,
+        status: list[int],
+    ) -> None:
         documentation = str(scope.get("path", "")).startswith(_DOCS)
+        correlation = (CORRELATION_HEADER, trace.trace_id.encode())
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status[0] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in _SET_BY_US]
                 headers.extend(_SECURITY_HEADERS)
                 if not any(k == b"cache-control" for k, _ in headers):
                     headers.append(_NO_STORE)
                 headers.append(_DOCS_CSP if documentation else _CSP)
+                headers.append(correlation)
                 message = {**message, "headers": headers}
             await send(message)
 
-        declared = _content_length(scope)
         if declared is not None and declared > self.max_body:
             await _too_large(send_with_headers)
             return
@@ -101,14 +154,32 @@ class HubMiddleware:
                 )
 
 
-def _content_length(scope: Scope) -> int | None:
+def _read_headers(scope: Scope) -> tuple[int | None, str | None]:
+    """``Content-Length`` and ``traceparent``, in one pass over the headers.
+
+    More than one ``traceparent`` is no trace at all (W3C Trace Context 3.2: a vendor
+    cannot tell which one is meant).
+    """
+    length: int | None = None
+    traceparent: str | None = None
+    parents = 0
     for name, value in scope.get("headers", []):
-        if name == b"content-length":
+        if name == _CONTENT_LENGTH:
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                length = None
+        elif name == _TRACEPARENT:
+            parents += 1
+            traceparent = value.decode("latin-1")
+    return length, traceparent if parents == 1 else None
+
+
+def _metrics_of(scope: Scope) -> PrometheusTelemetry | None:
+    """The serving hub's metrics (none before its lifespan has built it)."""
+    app = scope.get("app")
+    container = None if app is None else getattr(app.state, "container", None)
+    return None if container is None else container.metrics
 
 
 async def _too_large(send: Any) -> None:

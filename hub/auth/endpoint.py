@@ -58,7 +58,7 @@ from hub.domain.clients import CLIENT_SECRET_BASIC_OR_POST, PRIVATE_KEY_JWT, sec
 from hub.domain.errors import problem_type
 from hub.domain.ids import PartnerId
 from hub.domain.principal import Scope
-from hub.ports import ClientRecord
+from hub.ports import ClientRecord, SilentTelemetry, Telemetry
 from hub.ratelimit import RATE_LIMITED, RateLimiter
 
 if TYPE_CHECKING:
@@ -118,13 +118,31 @@ class TokenEndpoint:
         public_url: str | None,
         *,
         limiter: RateLimiter | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._issuer = issuer
         self._clock = clock
         self._public_url = public_url.rstrip("/") if public_url else None
         self._limiter = limiter
+        self._telemetry = telemetry or SilentTelemetry()
 
     async def handle(
+        self,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        db: Database,
+        remote: str | None = None,
+    ) -> TokenResponse:
+        """``_answer``, with each error answer counted by its RFC 6749 5.2 ``error`` code."""
+        response = await self._answer(url=url, headers=headers, body=body, db=db, remote=remote)
+        error = response.body.get("error")
+        if isinstance(error, str):
+            self._telemetry.token_refused("token", error)
+        return response
+
+    async def _answer(
         self,
         *,
         url: str,

@@ -27,6 +27,7 @@ import jwt
 from hub.domain.errors import UnauthenticatedError
 from hub.domain.ids import PartnerId
 from hub.domain.principal import Principal, Scope
+from hub.ports import SilentTelemetry, Telemetry
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -121,7 +122,9 @@ class TokenVerifier:
         *,
         leeway_s: int = LEEWAY_S,
         cache_size: int = CACHE_SIZE,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry: Telemetry = telemetry or SilentTelemetry()
         self._keyring = keyring
         self._issuer = issuer
         self._audience = audience
@@ -131,7 +134,16 @@ class TokenVerifier:
         self._lock = threading.Lock()
 
     def verify(self, token: str, now: datetime) -> Principal:
-        """The principal of a valid token; ``UnauthenticatedError`` otherwise."""
+        """The principal of a valid token; ``UnauthenticatedError`` otherwise (counted as
+        ``invalid_token``, or ``expired_token`` for a token that was valid once)."""
+        try:
+            return self._check(token, now)
+        except UnauthenticatedError as refused:
+            expired = refused.detail == _EXPIRED
+            self._telemetry.token_refused("bearer", "expired_token" if expired else "invalid_token")
+            raise
+
+    def _check(self, token: str, now: datetime) -> Principal:
         at = now.timestamp()
         with self._lock:
             known = self._cache.get(token)

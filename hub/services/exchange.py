@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,8 +59,10 @@ from hub.ports import (
     Database,
     KeyRing,
     SealedData,
+    SilentTelemetry,
     SourceAdapter,
     StoredAnswer,
+    Telemetry,
     UnitOfWork,
 )
 from hub.services.audit import AuditTrail
@@ -124,9 +127,11 @@ class ExchangeService:
         trail: AuditTrail,
         sealer: ParticipantSealer,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._trail = trail
         self._sealer = sealer
+        self._telemetry = telemetry or SilentTelemetry()
         self._policies = policies
         self._db = db
         self._sources = sources
@@ -222,7 +227,10 @@ class ExchangeService:
             self._keep(uow, context, answer, appended)
             return answer, appended, confirmed, final, reason
 
+        # Durations on a monotonic clock: how long, never when (that is the Clock's).
+        queued = time.perf_counter()
         answer, appended, decision, outcome, reason = await self._db.write(record)
+        self._telemetry.audit_appended(time.perf_counter() - queued)
         self._trail.committed(appended)
         (log.warning if outcome is Outcome.FAILED else log.info)(
             "exchange_decided",
@@ -234,6 +242,9 @@ class ExchangeService:
             disclosed=len(decision.allowed) if outcome is Outcome.DISCLOSED else 0,
             withheld=len(decision.withheld()),
             audit_seq=appended.seq,
+        )
+        self._telemetry.exchange_decided(
+            context.request.source, outcome, reason, _field_outcomes(decision, outcome, reason)
         )
         return answer
 
@@ -340,9 +351,12 @@ class ExchangeService:
             )
             return content, self._trail.append(uow, entry)
 
+        queued = time.perf_counter()
         replayed = await self._db.write(replay)
         if replayed is None:
             return None
+        self._telemetry.audit_appended(time.perf_counter() - queued)
+        self._telemetry.exchange_replayed(request.source)
         content, record = replayed
         self._trail.committed(record)
         log.info(
@@ -418,6 +432,13 @@ def _same_body(stored: StoredAnswer, fingerprint: str) -> None:
             "idempotency-key-reused",
             "This Idempotency-Key was used with another request body in the last 24 hours.",
         )
+
+
+def _field_outcomes(decision: Decision, outcome: Outcome, reason: str | None) -> list[str]:
+    """Each requested field's one outcome, for the metrics: ``disclosed``, its withheld
+    reason, or (allowed, but the source did not answer) the request's reason."""
+    unanswered = "disclosed" if outcome is Outcome.DISCLOSED else (reason or str(outcome))
+    return [unanswered if v.reason is None else str(v.reason) for v in decision.verdicts]
 
 
 def _reason_for(outcome: Outcome) -> str | None:
