@@ -314,7 +314,9 @@ class SqlDatabase:
         connection = self._engine.raw_connection()
         try:
             try:
-                _run_group(Sql(connection, self._dialect), group)
+                sql = Sql(connection, self._dialect)
+                sql.run(_LOCK_HEAD_FIRST)
+                _run_group(sql, group)
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -336,6 +338,20 @@ class SqlDatabase:
             self._writer = None
             self._threads.shutdown(wait=True)
         self._engine.dispose()
+
+
+_LOCK_HEAD_FIRST = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"
+"""PostgreSQL's ``BEGIN IMMEDIATE``: a group takes the audit head's row lock before any other.
+
+A group's jobs lock rows in the order they come: an exchange takes its consents
+``FOR SHARE`` and then the head (``SqlAudit.append``), a revoke updates a consent.
+Two processes' groups that met in opposite orders would deadlock, and PostgreSQL
+would end it after ``deadlock_timeout`` (1 s) by failing one whole group: ``503`` to
+every request in it. With the head taken first, a group that holds any other row lock
+holds the head too, so no cycle can form. It serialises almost nothing new: groups of
+different processes already queued on the head from their first append to their
+commit (docs/scale-out.md).
+"""
 
 
 def _begin_waiting(connection: Any, timeout_ms: int) -> None:

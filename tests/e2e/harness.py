@@ -1,7 +1,8 @@
 """The hub as its own process beside simulated sources: shared by the e2e and soak tests.
 
 A ``World`` is a copied policy directory whose sources point at simulators on
-ephemeral ports, a database file and a key directory, all under one temporary
+ephemeral ports, a database (an SQLite file under the world's directory, or a
+PostgreSQL database the caller made) and a key directory, all under one temporary
 directory. A ``Hub`` is ``ketenhub serve`` started in that world in its own process
 group, so that a crash test can SIGKILL it with every worker at once, and with its log
 in a file (a pipe nobody reads would fill up and stall a hub under load).
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from hub.demo.population import Population, make_population
 from hub.demo.simulator import SimulatorThread
@@ -62,7 +64,16 @@ class World:
 
     @property
     def database(self) -> Path:
+        """The SQLite file (for a world on SQLite)."""
         return self.root / "hub.db"
+
+    @property
+    def database_url(self) -> str:
+        return self.env["KETENHUB_DATABASE_URL"]
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
 
     def client(self, partner: str, scope: str) -> tuple[str, str]:
         """``ketenhub client create``: the new client's id and secret."""
@@ -91,22 +102,42 @@ class World:
 
     def audit_rows(self) -> dict[int, tuple[str, str | None]]:
         """Every committed audit record, straight from the database: seq -> (decision, id)."""
+        rows = self.query("SELECT seq, decision, disclosure_id FROM audit_events")
+        return {int(seq): (str(decision), disclosure_id) for seq, decision, disclosure_id in rows}
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        """One read, straight from the database (not through the hub), on either backend."""
+        if self.on_postgres:
+            import psycopg  # noqa: PLC0415 - the PostgreSQL driver only for a PostgreSQL world
+
+            url = make_url(self.database_url)
+            with psycopg.connect(
+                host=url.host,
+                port=url.port,
+                user=url.username,
+                password=url.password,
+                dbname=url.database,
+            ) as connection:
+                return [tuple(row) for row in connection.execute(statement).fetchall()]
         connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=30)
         try:
-            rows = connection.execute(
-                "SELECT seq, decision, disclosure_id FROM audit_events"
-            ).fetchall()
+            return [tuple(row) for row in connection.execute(statement).fetchall()]
         finally:
             connection.close()
-        return {int(seq): (str(decision), disclosure_id) for seq, decision, disclosure_id in rows}
 
 
 @contextlib.contextmanager
-def world(root: Path, *, timeouts: dict[str, float] | None = None) -> Iterator[World]:
+def world(
+    root: Path,
+    *,
+    timeouts: dict[str, float] | None = None,
+    database_url: str | None = None,
+) -> Iterator[World]:
     """Simulators on port 0, then the policies written with their ports (no race).
 
     ``timeouts`` overrides a source's ``timeout_s`` (a soak makes a slow source time
-    out sooner than the demo's 3 s).
+    out sooner than the demo's 3 s). ``database_url`` is a database the caller made
+    (e.g. on a ``tests.pgcluster`` cluster); by default an SQLite file in ``root``.
     """
     population = make_population(2026)
     with SimulatorThread(population, ports=dict.fromkeys(SOURCES, 0)) as simulators:
@@ -126,7 +157,7 @@ def world(root: Path, *, timeouts: dict[str, float] | None = None) -> Iterator[W
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("KETENHUB_")},
             "KETENHUB_POLICY_DIR": str(policies),
-            "KETENHUB_DATABASE_URL": f"sqlite:///{root / 'hub.db'}",
+            "KETENHUB_DATABASE_URL": database_url or f"sqlite:///{root / 'hub.db'}",
             "KETENHUB_KEY_DIR": str(root / "keys"),
             # Load must not be throttled: these tests are about loss, not about limits.
             "KETENHUB_RATE_LIMIT": "off",
