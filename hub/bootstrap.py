@@ -108,7 +108,9 @@ async def build(
         if keys is None:
             # New keys only for a database without data: see FileKeyRing.load_or_create.
             fresh = not await db.holds_data()
-            keys = FileKeyRing.load_or_create(settings.key_dir, may_create=fresh)
+            keys = FileKeyRing.open(
+                settings.key_dir, production=settings.production, may_create=fresh, clock=clock
+            )
         if masters is None:
             # A new master key only while no data key is wrapped under one.
             wrapped = await db.read(lambda uow: uow.participant_keys.count_by_master())

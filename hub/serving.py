@@ -9,6 +9,7 @@ import shutil
 import uvicorn
 
 from hub import bootstrap
+from hub.auth.production import check_key_dir
 from hub.db import migrate
 from hub.db.database import check_reachable
 from hub.observability.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
@@ -20,8 +21,11 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
 
     Fails fast, before listening: ``PolicyError`` for an invalid policy directory,
     ``ServiceUnavailableError`` for a database that cannot be reached, ``KeyRingError``
-    for a key directory that is unusable or missing while the database holds data.
+    for a key directory that is unusable or missing while the database holds data, or
+    (``ProductionRefusalError``) one that production refuses.
     """
+    if settings.production:  # before anything else is touched: hub.auth.production
+        check_key_dir(settings.key_dir)
     bootstrap.load_policies(settings)
     check_reachable(settings.database_url)
     migrate.upgrade(settings.database_url)
@@ -51,7 +55,7 @@ def _serve_workers(settings: Settings, workers: int, common: dict[str, object]) 
     metrics_dir = prepare_multiprocess_dir()
     os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
     try:
-        os.environ.update(settings.as_env())
+        settings.export(os.environ)
         uvicorn.run(
             "hub.api.app:app_from_environment",
             factory=True,

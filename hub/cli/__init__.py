@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from hub.cli import commands as commands
+from hub.cli import keys as keys
 from hub.cli import simulate as simulate
 from hub.cli.base import app
 

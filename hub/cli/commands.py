@@ -15,7 +15,6 @@ from hub.cli.base import app, fail, policy_message, settings_from_env
 from hub.db import migrate
 from hub.domain.errors import HubError, PolicyError
 from hub.domain.ids import PartnerId
-from hub.settings import Settings
 
 client_app = typer.Typer(no_args_is_help=True, help="Partner API clients.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
@@ -52,7 +51,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 2026,
 ) -> None:
     """Run the hub with the demo network's simulated partner systems."""
+    from hub.auth.keys import FileKeyRing, Origin  # noqa: PLC0415
     from hub.demo.runner import run_demo  # noqa: PLC0415
+
+    if os.environ.get("KETENHUB_ENV", "").strip().lower() == "production":
+        raise fail(
+            "ketenhub demo refuses KETENHUB_ENV=production: it makes demo keys and "
+            "synthetic data. Run the hub with `ketenhub serve`."
+        )
 
     if "KETENHUB_LOG_LEVEL" not in os.environ:
         # A visitor reads the guide and the API's answers; info events are one setting away.
@@ -64,7 +70,11 @@ def demo(
         fresh_db = Path("var") / "demo.db"
         settings = replace(settings, database_url=f"sqlite:///{fresh_db.resolve()}")
     try:
+        # Keys the demo makes are marked demo keys: production refuses them (keys.json).
+        FileKeyRing.load_or_create(settings.key_dir, origin=Origin.DEMO)
         run_demo(settings, host=host, port=port, seed_value=seed, fresh_db=fresh_db)
+    except HubError as exc:
+        raise fail(f"The demo cannot start: {exc.detail}") from None
     except PolicyError as exc:
         raise fail(policy_message(settings, exc)) from None
 
@@ -138,6 +148,10 @@ def audit_verify(
     if not migrate.is_current(settings.database_url):
         raise fail("The database is not a Ketenhub database at the current schema version.")
     try:
+        if settings.production:
+            from hub.auth.production import check_key_dir  # noqa: PLC0415
+
+            check_key_dir(settings.key_dir)
         keys = FileKeyRing.load(settings.key_dir)
     except HubError as exc:
         raise fail(f"The checkpoints need the hub's keys: {exc.detail}") from None
@@ -169,7 +183,7 @@ def policy_check(
     from adapters.registry import adapter_names  # noqa: PLC0415
     from hub.policy.loader import check_policy_dir  # noqa: PLC0415
 
-    target = directory or Settings.from_env().policy_dir
+    target = directory or settings_from_env().policy_dir
     problems = check_policy_dir(target, adapters=adapter_names())
     if problems:
         for problem in problems:

@@ -17,7 +17,7 @@ from consent.model import Consent
 from hub.db.audit_log import SqlAudit
 from hub.db.sql import Row, Sql, json_text, parse_timestamp, timestamp
 from hub.domain.ids import FieldName, PartnerId, Purpose
-from hub.ports import ClientRecord, SealedData, StoredAnswer
+from hub.ports import ClientRecord, OutstandingConsents, SealedData, StoredAnswer
 
 __all__ = ["Sql", "SqlAssertionReplay", "SqlAudit", "SqlClients", "SqlConsents", "SqlIdempotency"]
 
@@ -110,6 +110,24 @@ class SqlConsents:
             "UPDATE consents SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL",
             {"id": consent_id, "at": timestamp(at)},
         )
+
+    def outstanding(
+        self, *, granted_from: datetime | None, granted_before: datetime, now: datetime
+    ) -> OutstandingConsents:
+        # Timestamps are stored as fixed-width UTC text, so they compare as text.
+        row = self._sql.row(
+            "SELECT COUNT(*), SUM(CASE WHEN valid_until IS NULL THEN 1 ELSE 0 END), "
+            "MAX(valid_until) FROM consents WHERE revoked_at IS NULL "
+            "AND granted_at >= :since AND granted_at < :before "
+            "AND (valid_until IS NULL OR valid_until > :now)",
+            {
+                "since": timestamp(granted_from) or "",
+                "before": timestamp(granted_before),
+                "now": timestamp(now),
+            },
+        )
+        count, open_ended, latest = row if row is not None else (0, 0, None)
+        return OutstandingConsents(int(count), bool(open_ended), parse_timestamp(latest))
 
 
 def _consent(row: Row) -> Consent:

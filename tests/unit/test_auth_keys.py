@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from hub.auth.jwks import validate_client_jwks
@@ -21,6 +22,7 @@ from hub.auth.keys import (
     FileKeyRing,
     KeyRingError,
     jwk_thumbprint,
+    public_x,
 )
 from hub.domain.errors import InvalidInputError, ServiceUnavailableError
 from hub.domain.ids import Insz
@@ -51,10 +53,11 @@ def test_load_or_create_makes_a_private_directory_of_private_files(tmp_path: Pat
     )
     for path in key_dir.iterdir():
         assert mode(path) == 0o600, path.name
-    assert json.loads((key_dir / INDEX_FILE).read_text()) == {
-        "active": keys.active_kid,
-        "signing": [keys.active_kid],
-    }
+    index = json.loads((key_dir / INDEX_FILE).read_text())
+    assert index["active"] == keys.active_kid
+    assert index["signing"] == [keys.active_kid]  # what the previous version reads
+    assert index["origin"] == "development"
+    assert index["retired"] == []
     assert len((key_dir / PSEUDONYM_KEY_FILE).read_bytes()) == 32
     assert len((key_dir / SEAL_KEY_FILE).read_bytes()) == 32
 
@@ -302,13 +305,14 @@ def test_the_repr_shows_no_secret(tmp_path: Path) -> None:
 
 
 def test_constructor_checks_its_arguments() -> None:
-    keys = FileKeyRing.ephemeral()
+    key = Ed25519PrivateKey.generate()
+    kid = jwk_thumbprint(public_x(key.public_key()))
     with pytest.raises(ValueError, match="active kid"):
         FileKeyRing(signing={}, active_kid="x", pseudonym_key=b"k" * 32, seal_key=b"k" * 32)
     with pytest.raises(ValueError, match="32 bytes"):
         FileKeyRing(
-            signing={keys.active_kid: keys._signing[keys.active_kid]},
-            active_kid=keys.active_kid,
+            signing={kid: key},
+            active_kid=kid,
             pseudonym_key=b"short",
             seal_key=b"k" * 32,
         )
