@@ -1,6 +1,7 @@
-"""The API under test: the real app, a real SQLite file, real simulated sources over HTTP.
+"""The API under test: the real app, a real database, real simulated sources over HTTP.
 
-Each test gets its own database (copied from a migrated template) and its own
+Each test gets its own database (a copy of a migrated template, on the run's backend:
+``tests/conftest.py``) and its own
 simulators on ephemeral ports; only the clock is fixed, so that consent and
 agreement dates are under the test's control.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from adapters.rest import RestSourceAdapter
 from hub import bootstrap
@@ -59,8 +61,18 @@ class Hub:
     sources: dict[str, RecordingSource]
     clock: FixedClock
     population: Population
-    db_path: Path
+    database_url: str
     _tokens: dict[tuple[str, frozenset[str]], str] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file, for a test about SQLite itself (mark it ``sqlite_only``);
+        any other test reads the database through ``tests.conftest.connect``."""
+        parsed = make_url(self.database_url)
+        if parsed.get_backend_name() != "sqlite":
+            msg = f"db_path is SQLite's; this run's database is {parsed.get_backend_name()}"
+            raise AssertionError(msg)
+        return Path(str(parsed.database))
 
     def token(self, partner: str, scopes: Iterable[str] = tuple(str(s) for s in ALL_SCOPES)) -> str:
         key = (partner, frozenset(scopes))
@@ -164,7 +176,7 @@ async def serving(
                     sources,
                     clock,
                     population,
-                    Path(settings.database_url.removeprefix("sqlite:///")),
+                    settings.database_url,
                 )
         finally:
             await container.aclose()

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from sqlalchemy.engine import make_url
+
+from tests.conftest import connect
+
+_TABLES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    "postgresql": "SELECT table_name FROM information_schema.tables "
+    "WHERE table_schema = 'public' ORDER BY table_name",
+}
 
 
-def snapshot(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, in a stable order."""
-    with sqlite3.connect(db_path) as raw:
-        tables = [
-            name
-            for (name,) in raw.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
+def snapshot(database_url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, in a stable order (SQLite or PostgreSQL)."""
+    with connect(database_url) as raw:
+        listing = _TABLES[make_url(database_url).get_backend_name()]
+        tables = [name for (name,) in raw.execute(listing).fetchall()]
         return {
-            table: sorted(raw.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+            table: sorted(
+                (tuple(row) for row in raw.execute(f'SELECT * FROM "{table}"').fetchall()),
+                key=repr,
+            )
             for table in tables
         }

@@ -206,7 +206,7 @@ async def test_a_partner_cannot_list_or_revoke_consents_given_to_another(hub: Hu
     )
     assert listed.status_code == 200
     assert listed.json() == {"items": [], "next_cursor": None}
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     foreign = await hub.http.post(
         f"/v1/consents/{consent_id}/revoke", headers=hub.auth("cgg-vagga")
     )
@@ -218,7 +218,7 @@ async def test_a_partner_cannot_list_or_revoke_consents_given_to_another(hub: Hu
     assert foreign.json() == unknown.json()
     assert foreign.headers.keys() == unknown.headers.keys()
     assert foreign.headers["content-length"] == unknown.headers["content-length"]
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     still = await hub.http.get(
         "/v1/consents", params={"participant": person}, headers=hub.auth("gtb")
     )
@@ -250,7 +250,7 @@ async def test_an_officer_token_cannot_write_anything(hub: Hub) -> None:
     person = hub.person("vdab")
     consent_id = (await hub.consent("gtb", person, ICF)).json()["id"]
     officer = hub.auth("gtb", "audit:read")
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answers = [
         await hub.http.post(
             "/v1/consents",
@@ -280,5 +280,5 @@ async def test_an_officer_token_cannot_write_anything(hub: Hub) -> None:
         assert answer.status_code == 403, answer.text
         assert answer.json()["reason"] == "insufficient-scope"
         assert "insufficient_scope" in answer.headers["www-authenticate"]
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []

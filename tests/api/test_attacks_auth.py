@@ -77,7 +77,7 @@ async def test_a_forged_token_is_401_at_the_exchange_and_changes_nothing(
     hub: Hub, kind: str
 ) -> None:
     forged = _forgeries(hub.token("gtb"))[kind]
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.exchange(
         "gtb",
         participant=hub.person("vdab"),
@@ -90,7 +90,7 @@ async def test_a_forged_token_is_401_at_the_exchange_and_changes_nothing(
     assert answer.json()["reason"] == "invalid-token"
     assert answer.headers["www-authenticate"].startswith("Bearer ")
     assert hub.sources["vdab"].asked == []
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     # The operator's audit log cannot be read with it either.
     audit = await hub.http.get("/v1/audit/events", headers={"Authorization": f"Bearer {forged}"})
     assert audit.status_code == 401

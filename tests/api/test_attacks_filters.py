@@ -80,7 +80,7 @@ async def test_hostile_audit_filters_are_refused_or_match_nothing(hub: Hub, para
     await _some_decisions(hub)
     everything = await hub.http.get("/v1/audit/events", headers=hub.auth("hub"))
     assert len(everything.json()["items"]) == 2
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     for value in HOSTILE:
         for officer in ["hub", "gtb"]:
             answer = await hub.http.get(
@@ -89,7 +89,7 @@ async def test_hostile_audit_filters_are_refused_or_match_nothing(hub: Hub, para
             items = _ok_or_422(answer)
             # No hostile value names a real participant, partner, purpose or moment.
             assert not items, (parameter, value, items)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 @pytest.mark.parametrize("parameter", ["participant", "cursor", "limit"])
@@ -99,7 +99,7 @@ async def test_hostile_consent_filters_are_refused_or_match_nothing(
     person = hub.person("vdab")
     assert (await hub.consent("gtb", person, ["icf.assessment"])).status_code == 201
     assert (await hub.consent("cgg-vagga", person, ["icf.assessment"])).status_code == 201
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     for value in HOSTILE:
         params = {"participant": person, parameter: value}
         for partner in ["gtb", "hub"]:
@@ -107,7 +107,7 @@ async def test_hostile_consent_filters_are_refused_or_match_nothing(
                 await hub.http.get("/v1/consents", params=params, headers=hub.auth(partner))
             )
             assert not items, (parameter, value, items)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_a_like_wildcard_partner_filter_matches_no_more_than_the_exact_one(
@@ -140,12 +140,12 @@ async def test_a_like_wildcard_partner_filter_matches_no_more_than_the_exact_one
 async def test_hostile_consent_ids_revoke_nothing(hub: Hub, consent_id: str) -> None:
     person = hub.person("vdab")
     assert (await hub.consent("gtb", person, ["icf.assessment"])).status_code == 201
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     for partner in ["gtb", "hub"]:
         answer = await hub.http.post(f"/v1/consents/{consent_id}/revoke", headers=hub.auth(partner))
         assert answer.status_code in {404, 422}, (answer.status_code, answer.text[:200])
         assert answer.headers["content-type"] == "application/problem+json"
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 SERVER_OWNED = {
@@ -167,7 +167,7 @@ async def test_server_owned_consent_members_are_refused_and_nothing_is_stored(
     hub: Hub, member: str
 ) -> None:
     """README and schemas: bodies are closed (pydantic extra="forbid"): 422, not ignored."""
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     body = {
         "participant": hub.person("vdab"),
         "recipient": "gtb",
@@ -183,16 +183,16 @@ async def test_server_owned_consent_members_are_refused_and_nothing_is_stored(
     assert problem["errors"] == [
         {"location": ["body", "<unknown member>"], "message": "Extra inputs are not permitted"}
     ]
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_a_consent_for_another_partner_is_refused_and_nothing_is_stored(
     hub: Hub,
 ) -> None:
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.consent("gtb", hub.person("vdab"), ["icf.assessment"], recipient="cgg-vagga")
     assert answer.status_code == 403
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_a_stored_consent_has_what_the_server_chose(hub: Hub) -> None:
@@ -220,7 +220,7 @@ async def test_a_stored_consent_has_what_the_server_chose(hub: Hub) -> None:
 async def test_server_owned_exchange_members_are_refused(
     hub: Hub, member: tuple[str, object]
 ) -> None:
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     body = {
         "participant": hub.person("vdab"),
         "source": "vdab",
@@ -231,7 +231,7 @@ async def test_server_owned_exchange_members_are_refused(
     }
     answer = await hub.http.post("/v1/exchange", json=body, headers=hub.auth("ocmw-gent"))
     assert answer.status_code == 422
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []
 
 

@@ -63,12 +63,12 @@ async def test_deeply_nested_json_is_a_problem_not_a_crash(
 ) -> None:
     body = _exchange_body(hub)
     content = raw(body)  # type: ignore[operator]
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.http.post(
         path, content=content, headers={**hub.auth("gtb"), "Content-Type": "application/json"}
     )
     _assert_problem(answer, 400, 422)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []
 
 
@@ -91,7 +91,7 @@ async def test_deeply_nested_json_is_a_problem_not_a_crash(
     ids=lambda c: next(iter(c)) + ":" + type(next(iter(c.values()))).__name__,
 )
 async def test_long_huge_and_mistyped_members_are_422(hub: Hub, changes: dict[str, object]) -> None:
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.http.post(
         "/v1/exchange", json=_exchange_body(hub, **changes), headers=hub.auth("gtb")
     )
@@ -99,7 +99,7 @@ async def test_long_huge_and_mistyped_members_are_422(hub: Hub, changes: dict[st
     # The input is not echoed back (it may be an INSZ, or just big).
     assert len(answer.content) < 10_000
     assert "8888888888" not in json.dumps(problem)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []
 
 
@@ -179,7 +179,7 @@ async def test_an_insz_in_other_characters_is_refused_everywhere(hub: Hub, kind:
     person = hub.person("vdab")
     odd = _look_alikes(person)[kind]
     assert (await hub.consent("gtb", person, ["icf.assessment"])).status_code == 201
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
 
     answers = [
         await hub.http.post(
@@ -193,7 +193,7 @@ async def test_an_insz_in_other_characters_is_refused_everywhere(hub: Hub, kind:
     ]
     for answer in answers:
         assert _assert_problem(answer, 422)["reason"] == "invalid-insz", answer.text
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []
 
 
@@ -220,12 +220,12 @@ async def test_an_insz_in_other_characters_is_refused_everywhere(hub: Hub, kind:
 async def test_identifiers_in_look_alike_characters_are_422(
     hub: Hub, member: str, value: object
 ) -> None:
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.http.post(
         "/v1/exchange", json=_exchange_body(hub, **{member: value}), headers=hub.auth("gtb")
     )
     _assert_problem(answer, 422)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     assert hub.sources["vdab"].asked == []
 
 
@@ -234,7 +234,7 @@ async def test_identifiers_in_look_alike_characters_are_422(
     ["ｇｔｂ", "GTB", "gtb\u200b", "gtb ", "ɡtb"],  # the last: a Latin script g
 )
 async def test_a_look_alike_recipient_is_not_the_tokens_partner(hub: Hub, recipient: str) -> None:
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     answer = await hub.http.post(
         "/v1/consents",
         json={
@@ -246,18 +246,18 @@ async def test_a_look_alike_recipient_is_not_the_tokens_partner(hub: Hub, recipi
         headers=hub.auth("gtb"),
     )
     _assert_problem(answer, 403, 422)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_a_look_alike_consent_id_or_cursor_finds_nothing(hub: Hub) -> None:
     person = hub.person("vdab")
     consent_id = (await hub.consent("gtb", person, ["icf.assessment"])).json()["id"]
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in consent_id)
     for odd in [fullwidth, consent_id.upper(), consent_id + "\u200b", f" {consent_id}"]:
         answer = await hub.http.post(f"/v1/consents/{odd}/revoke", headers=hub.auth("gtb"))
         _assert_problem(answer, 404, 422)
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
     listed = await hub.http.get(
         "/v1/consents", params={"participant": person, "limit": 1}, headers=hub.auth("gtb")
     )

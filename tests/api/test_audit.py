@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import sqlite3
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 
 from hub import bootstrap
 from tests.api.conftest import Hub
+from tests.conftest import connect
 
 OPEN = ["trajectory.status"]
 
@@ -24,7 +24,7 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 async def verify_offline(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
     """``ketenhub audit verify`` in its own process, on the hub's database and keys."""
     env = {
-        "KETENHUB_DATABASE_URL": f"sqlite:///{hub.db_path}",
+        "KETENHUB_DATABASE_URL": hub.database_url,
         "KETENHUB_KEY_DIR": str(hub.container.settings.key_dir),
         "PATH": "/usr/bin:/bin",
     }
@@ -172,7 +172,7 @@ async def test_verify_names_the_first_damaged_record(
     hub: Hub, statement: str, bad_seq: int
 ) -> None:
     await _some_decisions(hub)
-    with sqlite3.connect(hub.db_path) as raw:
+    with connect(hub.database_url) as raw:
         raw.execute(statement)
     report = (await hub.http.get("/v1/audit/verify", headers=hub.auth("hub"))).json()
     assert report["ok"] is False
@@ -184,7 +184,7 @@ async def test_the_cli_verifies_offline_and_fails_on_damage(hub: Hub) -> None:
     intact = await verify_offline(hub)
     assert intact.returncode == 0, intact.stderr
     assert '"ok": true' in intact.stdout
-    with sqlite3.connect(hub.db_path) as raw:
+    with connect(hub.database_url) as raw:
         raw.execute("UPDATE audit_events SET purpose = 'other' WHERE seq = 1")
     damaged = await verify_offline(hub)
     assert damaged.returncode == 1
@@ -216,7 +216,7 @@ async def test_a_checkpoint_kept_by_an_officer_catches_a_log_cut_short_with_its_
     await _some_decisions(hub)
     kept = await hub.container.audit.checkpoint()
     assert kept is not None
-    with sqlite3.connect(hub.db_path) as raw:
+    with connect(hub.database_url) as raw:
         raw.execute("DELETE FROM audit_events WHERE seq > 2")
         raw.execute("DELETE FROM audit_checkpoints")
         raw.execute("UPDATE audit_head SET seq = 2")

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from tests.api.conftest import NOW, Hub
+from tests.conftest import stored_bytes
 
 ICF = ["icf.assessment"]
 
@@ -164,5 +165,5 @@ async def test_no_insz_is_stored_in_clear(hub: Hub) -> None:
         "gtb", participant=person, source="vdab", fields=ICF, headers={"Idempotency-Key": "k"}
     )
     await hub.container.db.dispose()
-    raw = b"".join(p.read_bytes() for p in hub.db_path.parent.glob("hub.db*") if p.is_file())
+    raw = stored_bytes(hub.database_url)
     assert person.encode() not in raw

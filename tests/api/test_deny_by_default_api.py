@@ -14,11 +14,9 @@ The audit record named by ``audit_seq`` says the same.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import random
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +27,7 @@ from hub.domain.exchange import Actor, ExchangeRequest
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose, Role
 from tests.api.conftest import NOW, SOURCES, Hub
 from tests.builders import a_request
+from tests.conftest import connect
 from tests.oracle import permit
 
 SEED = 20260615
@@ -59,8 +58,8 @@ MOMENTS = (
 
 
 def stored_consents(hub: Hub) -> list[Consent]:
-    """Every consent row as the SQLite file holds it, parsed here."""
-    with contextlib.closing(sqlite3.connect(hub.db_path)) as connection:
+    """Every consent row as the database holds it, parsed here."""
+    with connect(hub.database_url) as connection:
         rows = connection.execute(
             "SELECT id, participant, recipient, purpose, fields, granted_at, valid_until, "
             "revoked_at FROM consents"

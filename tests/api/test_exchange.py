@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from tests.api.conftest import Hub
+from tests.conftest import connect
 
 OPEN = ["trajectory.status", "trajectory.start_date"]
 PROBLEM = "application/problem+json"
+NO_AUDIT = {  # a trigger that fails every audit insert, as a full disk would
+    "sqlite": [
+        (
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    ],
+    "postgresql": [
+        (
+            "CREATE FUNCTION no_audit() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+        ),
+        (
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events "
+            "FOR EACH ROW EXECUTE FUNCTION no_audit()"
+        ),
+    ],
+}
 
 
 async def test_open_part_is_disclosed_without_consent_and_audited(hub: Hub) -> None:
@@ -216,11 +233,9 @@ async def test_a_failing_source_discloses_nothing_and_is_recorded_as_failed(
 
 async def test_when_the_audit_record_cannot_be_written_nothing_is_disclosed(hub: Hub) -> None:
     person = hub.person("vdab")
-    with sqlite3.connect(hub.db_path) as raw:
-        raw.execute(
-            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events "
-            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        )
+    with connect(hub.database_url) as raw:
+        for statement in NO_AUDIT[hub.container.db.engine.dialect.name]:
+            raw.execute(statement)
     response = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM

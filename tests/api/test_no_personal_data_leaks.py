@@ -10,6 +10,7 @@ import structlog
 
 from hub.logging import configure_logging, redact_text
 from tests.api.conftest import Hub
+from tests.conftest import stored_bytes
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ async def test_no_disclosed_value_is_stored_in_clear(hub: Hub) -> None:
     )
     plan = response.json()["data"]["trajectory.plan"]
     await hub.container.db.dispose()
-    raw = b"".join(p.read_bytes() for p in hub.db_path.parent.glob("hub.db*") if p.is_file())
+    raw = stored_bytes(hub.database_url)
     for goal in plan["goals"]:
         assert goal.encode() not in raw
 

@@ -103,7 +103,7 @@ async def test_a_refused_exchange_asks_no_source_and_audits_nothing(hub: Hub) ->
         )
         assert ok.status_code == 200, ok.text
     asked = len(hub.sources["vdab"].asked)
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
 
     refused = await hub.exchange(
         "gtb",
@@ -116,17 +116,17 @@ async def test_a_refused_exchange_asks_no_source_and_audits_nothing(hub: Hub) ->
     _assert_rate_limited(refused.status_code, dict(refused.headers), refused.json())
     assert "audit_seq" not in refused.json()
     assert len(hub.sources["vdab"].asked) == asked
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_refused_consent_writes_change_nothing(hub: Hub) -> None:
     participant = hub.person("vdab")
     for _ in range(LIMIT):
         await hub.http.get("/v1/catalogue", headers=hub.auth("gtb"))
-    before = snapshot(hub.db_path)
+    before = snapshot(hub.database_url)
     refused = await hub.consent("gtb", participant, ["health.work_capacity"])
     _assert_rate_limited(refused.status_code, dict(refused.headers), refused.json())
-    assert snapshot(hub.db_path) == before
+    assert snapshot(hub.database_url) == before
 
 
 async def test_a_client_is_admitted_again_when_the_window_has_moved_on(hub: Hub) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import Hub
+from tests.conftest import connect, stored_bytes
 
 OPEN = ["trajectory.status"]
 
@@ -118,7 +118,7 @@ async def test_an_idempotency_key_is_not_stored_in_clear(hub: Hub) -> None:
         "gtb", participant=person, source="vdab", fields=OPEN, headers={"Idempotency-Key": person}
     )
     await hub.container.db.dispose()
-    raw = b"".join(p.read_bytes() for p in hub.db_path.parent.glob("hub.db*") if p.is_file())
+    raw = stored_bytes(hub.database_url)
     assert person.encode() not in raw
 
 
@@ -131,8 +131,8 @@ async def test_expired_idempotency_answers_are_removed(hub: Hub) -> None:
     await hub.exchange(
         "gtb", participant=person, source="vdab", fields=OPEN, headers={"Idempotency-Key": "new"}
     )
-    with sqlite3.connect(hub.db_path) as raw:
-        assert raw.execute("SELECT count(*) FROM idempotency").fetchone() == (1,)
+    with connect(hub.database_url) as raw:
+        assert tuple(raw.execute("SELECT count(*) FROM idempotency").fetchone()) == (1,)
 
 
 async def test_unknown_member_names_are_not_echoed(hub: Hub) -> None:
@@ -188,7 +188,7 @@ async def test_a_tampered_json_column_is_reported_not_crashed_on(hub: Hub) -> No
     person = hub.person("vdab")
     await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
     await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
-    with sqlite3.connect(hub.db_path) as raw:
+    with connect(hub.database_url) as raw:
         raw.execute("UPDATE audit_events SET withheld = 'x' WHERE seq = 2")
     report = (await hub.http.get("/v1/audit/verify", headers=hub.auth("hub"))).json()
     assert report["ok"] is False

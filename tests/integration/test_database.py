@@ -1,15 +1,14 @@
-"""The Database port on SQLite: group commit, savepoints, and what a failure keeps."""
+"""The Database port (SQLite and PostgreSQL): group commit, savepoints, and what a failure
+keeps."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from hub.db import migrate
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.audit import AuditRecord, verify_chain
 from hub.domain.errors import ServiceUnavailableError
@@ -20,10 +19,8 @@ _entry = an_audit_entry
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    migrate.upgrade(url)
-    database = SqlDatabase(create_engine(url))
+async def db(database_url: str) -> AsyncIterator[SqlDatabase]:
+    database = SqlDatabase(create_engine(database_url))
     yield database
     await database.dispose()
 
@@ -99,10 +96,8 @@ async def test_a_cancelled_caller_whose_work_had_not_begun_changes_nothing(
     assert [r.entry.actor["id"] for r in await _log(db)] == ["actor-1"]
 
 
-async def test_after_dispose_every_call_is_unavailable(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    migrate.upgrade(url)
-    database = SqlDatabase(create_engine(url))
+async def test_after_dispose_every_call_is_unavailable(database_url: str) -> None:
+    database = SqlDatabase(create_engine(database_url))
     await database.write(_append(1))
     await database.dispose()
     with pytest.raises(ServiceUnavailableError):
