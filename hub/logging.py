@@ -26,16 +26,26 @@ from typing import Any, Final, TextIO
 
 import structlog
 
-from hub.domain.ids import INSZ_SHAPE
-
 REDACTED_INSZ: Final = "<redacted-insz>"
 REDACTED_TOKEN: Final = "<redacted-token>"  # noqa: S105 - a placeholder, not a password
+INSZ_IN_TEXT = re.compile(
+    r"(?<![0-9])[0-9]{2}[ ./-]?[0-9]{2}[ ./-]?[0-9]{2}[ ./-]?[0-9]{3}[ ./-]?[0-9]{2}(?![0-9])"
+)
+"""Any way of writing a national number: 85073003328, 85.07.30-033.28, 850730-033-28,
+85 07 30 033 28. Wider than ``hub.domain.ids.INSZ_SHAPE``: a log line costs nothing to
+over-redact."""
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _CREDENTIALS = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]+")
 _SECRET_PARAMETER = re.compile(
     r"(?i)\b((?:client_)?secret|client_assertion|access_token|password)"
     r"([\"']?\s*[:=]\s*[\"']?)[^\s&\"',;}]+"
 )
+_SECRET_KEY = re.compile(
+    r"(?i)secret|passw|authorization|assertion|access_token|refresh_token|^token$|cookie"
+)
+REDACTED: Final = "<redacted>"
+_HASH_KEYS: Final = frozenset({"head", "hash", "prev_hash"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _NINE_DIGITS: Final = 10**8
 _ELEVEN_DIGITS: Final = 10**10
 _TWELVE_DIGITS: Final = 10**11
@@ -46,7 +56,7 @@ def redact_text(text: str) -> str:
     text = _JWT_SHAPE.sub(REDACTED_TOKEN, text)
     text = _CREDENTIALS.sub(r"\1 <redacted>", text)
     text = _SECRET_PARAMETER.sub(r"\1\2<redacted>", text)
-    return INSZ_SHAPE.sub(REDACTED_INSZ, text)
+    return INSZ_IN_TEXT.sub(REDACTED_INSZ, text)
 
 
 def redact(value: Any) -> Any:
@@ -62,7 +72,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return redact_text(bytes(value).decode("utf-8", "backslashreplace"))
     if isinstance(value, Mapping):
-        return {redact_key(k): redact(v) for k, v in value.items()}
+        return {redact_key(k): _redact_member(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v) for v in value]
     return redact_text(repr(value))
@@ -80,6 +90,21 @@ def _could_be_insz(number: int) -> bool:
     return check == 97 - (2_000_000_000 + body) % 97  # the 2000s' check digits
 
 
+def _redact_member(key: Any, value: Any) -> Any:
+    """A member named like a credential (``client_secret``, ``password``, ``token``...)
+    is dropped whatever its value; any other is redacted as a value."""
+    if isinstance(key, str) and _SECRET_KEY.search(key) is not None and value is not None:
+        return REDACTED
+    return redact(value)
+
+
+def _is_hub_hash(key: str, value: Any) -> bool:
+    """An audit hash the hub computed (SHA-256, hex): logged as an anchor outside the
+    database (``audit_checkpoint``), so it must stay exact; 11 of its hex digits in a row
+    are no national number."""
+    return key in _HASH_KEYS and isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
 def redact_key(key: Any) -> str:
     return redact_text(key if isinstance(key, str) else repr(key))
 
@@ -88,7 +113,10 @@ def redact_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """The structlog processor: every key and value of the event, redacted."""
-    cleaned = {redact_key(k): redact(v) for k, v in event_dict.items()}
+    cleaned = {
+        redact_key(k): v if _is_hub_hash(k, v) else _redact_member(k, v)
+        for k, v in event_dict.items()
+    }
     event_dict.clear()
     event_dict.update(cleaned)
     return event_dict
@@ -120,6 +148,18 @@ def _final_processors(*, json: bool) -> list[Any]:
     ]
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each line (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """``StreamHandler.__init__`` sets it; the property ignores that."""
+
+
 def configure_logging(
     level: str = "info", *, json: bool = True, stream: TextIO | None = None
 ) -> None:
@@ -133,7 +173,7 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=output),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(output)
+    handler = logging.StreamHandler(output) if stream is not None else _StandardError()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

@@ -9,7 +9,11 @@ A request's trace id is its correlation id: taken from a valid ``traceparent`` (
 ours. ``tracestate`` is not passed on: it is free text chosen by the caller, and a
 source is another organisation.
 
-Standard library only: the adapters use it too.
+A trace id that holds an INSZ shape (11 digits in a row, hex allows it) is not used:
+the correlation id is in every log line, and a caller could otherwise put a national
+number there (the log redaction would also mangle it). The hub makes none such.
+
+Standard library only (and ``hub.domain``): the adapters use it too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
+
+from hub.domain.ids import has_insz_shape
 
 _FIELDS: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _VERSION_00_LENGTH: Final = 55
@@ -65,14 +71,16 @@ def parse_traceparent(value: str) -> Trace | None:
     version, trace_id, parent_id, flags = found.groups()
     if version == _INVALID_VERSION or trace_id == _ZERO_TRACE or parent_id == _ZERO_PARENT:
         return None
+    if has_insz_shape(trace_id):
+        return None
     if length > _VERSION_00_LENGTH and (version == "00" or value[_VERSION_00_LENGTH] != "-"):
         return None
     return Trace(trace_id, sampled=bool(int(flags, 16) & _SAMPLED))
 
 
 def new_trace_id() -> str:
-    """16 random bytes, hex (section 3.2.2.3); never all zeros."""
-    while (made := secrets.token_hex(16)) == _ZERO_TRACE:  # pragma: no cover - 2**-128
+    """16 random bytes, hex (section 3.2.2.3); never all zeros, never an INSZ shape."""
+    while (made := secrets.token_hex(16)) == _ZERO_TRACE or has_insz_shape(made):
         pass
     return made
 
