@@ -282,10 +282,17 @@ class FileKeyRing:
         )
 
     @classmethod
-    def load(cls, key_dir: Path, *, clock: Clock | None = None) -> FileKeyRing:
+    def load(
+        cls,
+        key_dir: Path,
+        *,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> FileKeyRing:
         """Load an existing key directory; raises ``KeyRingError`` if it is incomplete.
 
-        The ring follows later rotations of the directory (see the module docstring).
+        The ring follows later rotations of the directory (see the module docstring);
+        ``monotonic`` times its looks at ``keys.json``.
         """
         stamp = _stamp_of(key_dir / INDEX_FILE)
         keys = _load_signing(key_dir)
@@ -297,6 +304,7 @@ class FileKeyRing:
             clock=clock,
         )
         ring._keys = keys
+        ring._monotonic = monotonic
         ring._dir = key_dir
         ring._stamp = stamp
         ring._next_check = ring._monotonic() + RELOAD_EVERY_S
