@@ -12,6 +12,8 @@ import sys
 
 from hub.cli import commands as commands
 from hub.cli import keys as keys
+from hub.cli import masterkeys as masterkeys
+from hub.cli import participants as participants
 from hub.cli import simulate as simulate
 from hub.cli.base import app
 
