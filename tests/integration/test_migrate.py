@@ -1,13 +1,12 @@
-"""Schema revisions: what ``ketenhub audit verify`` reads without Alembic is Alembic's answer."""
+"""Schema revisions: what ``ketenhub audit verify`` reads without Alembic is Alembic's answer
+(on the run's backend: ``KETENHUB_TEST_DATABASE``)."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
 from hub.db import migrate
+from tests.conftest import connect
 
 
 def test_the_head_revision_is_alembics_head() -> None:
@@ -16,16 +15,17 @@ def test_the_head_revision_is_alembics_head() -> None:
     )
 
 
-def test_a_database_is_current_only_at_the_head(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    migrate.upgrade(url, "0002")
+def test_a_database_is_current_only_at_the_head(empty_database_url: str) -> None:
+    url = empty_database_url
     assert not migrate.is_current(url)
+    for revision in ("0001", "0002"):
+        migrate.upgrade(url, revision)
+        assert not migrate.is_current(url)
     migrate.upgrade(url)
     assert migrate.is_current(url)
 
 
-def test_a_database_that_is_not_the_hubs_is_not_current(tmp_path: Path) -> None:
-    other = tmp_path / "other.db"
-    with sqlite3.connect(other) as raw:
+def test_a_database_that_is_not_the_hubs_is_not_current(empty_database_url: str) -> None:
+    with connect(empty_database_url) as raw:
         raw.execute("CREATE TABLE notes (text TEXT)")
-    assert not migrate.is_current(f"sqlite:///{other}")
+    assert not migrate.is_current(empty_database_url)
