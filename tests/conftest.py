@@ -84,6 +84,9 @@ class Backend(Protocol):
     def empty(self, tmp_path: Path) -> str:
         """The URL of a new database with no schema at all (for migration tests)."""
 
+    def drop_all(self) -> None:
+        """Remove the databases made so far (``tmp_path`` removes SQLite's files)."""
+
     def close(self) -> None: ...
 
 
@@ -99,6 +102,9 @@ class SqliteBackend:
 
     def empty(self, tmp_path: Path) -> str:
         return f"sqlite:///{_unused(tmp_path, 'empty', '.db')}"
+
+    def drop_all(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -268,8 +274,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 def fresh_databases(backend: Backend) -> Iterator[Backend]:
     """The backend, whose databases made during the test are dropped after it."""
     yield backend
-    if isinstance(backend, PostgresBackend):
-        backend.drop_all()
+    backend.drop_all()
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ asks the source, and then, in one write transaction, reads the consents again, d
 again and appends the audit record; a revoke is a write transaction too, and writes are
 group-committed on one connection, one after the other (``hub.db.database``).
 
-Here the real services run over a real SQLite file; the one fake is the source, whose
+Here the real services run over a real database (the run's backend: tests/conftest.py);
+the one fake is the source, whose
 ``fetch`` waits on an ``asyncio.Event`` per exchange that the test sets. Hypothesis
 draws how many exchanges run (1-4), which fields each asks and whether some share an
 ``Idempotency-Key`` (so that replays are decided too), which consents are revoked, and
@@ -33,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
-import shutil
 import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +49,6 @@ from consent.model import Consent
 from hub import bootstrap
 from hub.auth.keys import FileKeyRing
 from hub.clock import FixedClock
-from hub.db import migrate
 from hub.domain.errors import ConflictError
 from hub.domain.ids import FieldName, Insz, PartnerId
 from hub.domain.principal import ALL_SCOPES, Principal
@@ -67,6 +66,7 @@ from tests.builders import (
     a_request,
     an_agreement,
 )
+from tests.conftest import Backend
 from tests.oracle import permit
 
 T = TypeVar("T")
@@ -391,13 +391,6 @@ def _note_interleaving(run: Run, i: int, decided: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("revoke-template") / "hub.db"
-    migrate.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="module")
 def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("revoke-keys")
 
@@ -443,19 +436,20 @@ def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 )
 def test_a_revoke_blocks_every_exchange_decided_after_it_returned(
-    plan: Plan, template: Path, key_dir: Path
+    plan: Plan, backend: Backend, key_dir: Path
 ) -> None:
     keys = FileKeyRing.load_or_create(key_dir)
     with tempfile.TemporaryDirectory() as scratch:
-        db = Path(scratch) / "hub.db"
-        shutil.copy(template, db)
         settings_ = Settings(
             policy_dir=REPO / "policies",
-            database_url=f"sqlite:///{db}",
+            database_url=backend.fresh(Path(scratch)),
             key_dir=key_dir,
             public_url="http://hub.test",
         )
-        asyncio.run(play(plan, settings_, keys))
+        try:
+            asyncio.run(play(plan, settings_, keys))
+        finally:
+            backend.drop_all()
 
 
 # -- time passing while the source is asked -----------------------------------------------
@@ -488,17 +482,16 @@ class SlowSource:
     ("asked", "reason"), [(OPEN, "agreement-expired"), (ICF, "consent-expired")]
 )
 async def test_what_ends_while_the_source_is_asked_is_not_disclosed(
-    asked: FieldName, reason: str, template: Path, key_dir: Path, tmp_path: Path
+    asked: FieldName, reason: str, database_url: str, key_dir: Path
 ) -> None:
     """The decision that counts is the one recorded: an agreement or a consent that
     ended while the source was asked allows nothing, as a revoke would."""
-    shutil.copy(template, tmp_path / "hub.db")
     clock = FixedClock(LAST_MINUTE)
     source = SlowSource(clock)
     container = await bootstrap.build(
         Settings(
             policy_dir=REPO / "policies",
-            database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+            database_url=database_url,
             key_dir=key_dir,
             public_url="http://hub.test",
         ),
