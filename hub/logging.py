@@ -171,7 +171,9 @@ def configure_logging(
         processors=[*_shared_processors(), *_final_processors(json=json)],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=output),
-        cache_logger_on_first_use=True,
+        # Cached loggers keep the stream they were first used with: only for stderr, the
+        # one stream of a serving process (tests configure several in one process).
+        cache_logger_on_first_use=stream is None,
     )
     handler = logging.StreamHandler(output) if stream is not None else _StandardError()
     handler.setFormatter(
@@ -179,7 +181,6 @@ def configure_logging(
             foreign_pre_chain=[
                 *_shared_processors(),
                 structlog.stdlib.add_logger_name,
-                structlog.stdlib.ExtraAdder(),
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
