@@ -221,7 +221,7 @@ class PrometheusTelemetry:
         self._request_seconds.get(route, verb).observe(seconds)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition (format 0.0.4) of this process, or of every
+        """The Prometheus text exposition of this process, or of every
         worker of this serve in multiprocess mode."""
         if self._dir is None:
             return generate_latest(self._registry)
