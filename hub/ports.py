@@ -49,7 +49,8 @@ class KeyRing(Protocol):
 
     def verify(self, jws: str, *, typ: str) -> dict[str, Any] | None:
         """The claims of a compact JWS of kind ``typ`` signed by one of the hub's keys
-        (the active one or an older one still published); None for anything else."""
+        (the active one, or a retired one: those verify forever, so old receipts and
+        audit checkpoints stay checkable); None for anything else."""
 
     def jwks(self) -> dict[str, Any]:
         """The public signing keys, as a JWK Set (RFC 7517 section 5)."""

@@ -29,6 +29,7 @@ serialised by ``keys.lock`` (``flock``), so two rotations never lose each other'
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -205,6 +206,48 @@ def _stamp(moment: datetime | None) -> str | None:
 
 
 # -- writing ----------------------------------------------------------------------------
+
+_LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def create_file(path: Path, data: bytes) -> bool:
+    """Create ``path`` (mode 0600) holding ``data``, whole; False if it already exists.
+
+    The file is written aside and hard-linked into place, which fails when the name
+    is taken: readers never see half a key, and concurrent creators cannot overwrite
+    each other.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".creating-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if error.errno not in _LINK_UNSUPPORTED:
+                raise
+            return _create_exclusively(path, data)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    sync_directory(path.parent)
+    return True
+
+
+def _create_exclusively(path: Path, data: bytes) -> bool:
+    """The fallback for file systems without hard links: exclusive, but not atomic."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
 
 
 def replace_file(path: Path, data: bytes) -> None:

@@ -33,13 +33,10 @@ Nothing here logs or shows secret material; the ``repr`` names the active kid on
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -59,8 +56,8 @@ from hub.auth.keyindex import (
     KeyRingError,
     Origin,
     RetiredKey,
+    create_file,
     read_index,
-    sync_directory,
 )
 from hub.auth.production import check_key_dir
 from hub.clock import SystemClock
@@ -93,7 +90,6 @@ NONCE_BYTES: Final = 12
 RELOAD_EVERY_S: Final = 2.0
 """How often a running hub looks whether ``keys.json`` was replaced (a rotation)."""
 _TAG_BYTES: Final = 16
-_LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 def jwk_thumbprint(x: str) -> str:
@@ -482,46 +478,6 @@ def write_signing_key(key_dir: Path, key: Ed25519PrivateKey) -> str:
     )
     create_file(key_dir / f"signing-{kid}.pem", pem)
     return kid
-
-
-def create_file(path: Path, data: bytes) -> bool:
-    """Create ``path`` (mode 0600) holding ``data``, whole; False if it already exists.
-
-    The file is written aside and hard-linked into place, which fails when the name
-    is taken: readers never see half a key, and concurrent creators cannot overwrite
-    each other.
-    """
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".creating-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-        except OSError as error:
-            if error.errno not in _LINK_UNSUPPORTED:
-                raise
-            return _create_exclusively(path, data)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    sync_directory(path.parent)
-    return True
-
-
-def _create_exclusively(path: Path, data: bytes) -> bool:
-    """The fallback for file systems without hard links: exclusive, but not atomic."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
 
 
 def _stamp_of(path: Path) -> tuple[int, int, int] | None:
