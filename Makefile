@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench soak
+.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench soak deps-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) deps-deploy lint typecheck
 	$(BIN)/pytest -q
+
+# tests/deploy run the real tools (Debian's): nginx, docker-compose (its `config` checks
+# deploy/compose.yaml without an engine), systemd-analyze and openssl. kubectl comes with
+# the test extra (pyproject.toml).
+deps-deploy:
+	@(for t in nginx docker-compose systemd-analyze openssl; do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null || exit 1; done) || { \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
+		nginx docker-compose systemd openssl; }
 
 # Soak (tests/soak): 10 minutes of mixed load with faults injected; prints its figures.
 # `make test` runs the same test for 15 s.
