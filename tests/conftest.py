@@ -78,8 +78,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 class Backend(Protocol):
     name: str
 
-    def fresh(self, tmp_path: Path) -> str:
-        """The URL of a new database at the newest schema, for one test."""
+    def fresh(self, tmp_path: Path, *, lasting: bool = False) -> str:
+        """The URL of a new database at the newest schema, for one test (for the whole
+        session when ``lasting``: a module's fixture)."""
+
+    def copy(self, url: str, tmp_path: Path) -> str:
+        """The URL of a new database holding what the one at ``url`` holds (no one may
+        be connected to it meanwhile)."""
 
     def empty(self, tmp_path: Path) -> str:
         """The URL of a new database with no schema at all (for migration tests)."""
@@ -95,9 +100,12 @@ class SqliteBackend:
     template: Path
     name: str = "sqlite"
 
-    def fresh(self, tmp_path: Path) -> str:
+    def fresh(self, tmp_path: Path, *, lasting: bool = False) -> str:
+        return self.copy(f"sqlite:///{self.template}", tmp_path)
+
+    def copy(self, url: str, tmp_path: Path) -> str:
         target = _unused(tmp_path, "hub", ".db")
-        shutil.copy(self.template, target)
+        shutil.copy(str(make_url(url).database), target)
         return f"sqlite:///{target}"
 
     def empty(self, tmp_path: Path) -> str:
@@ -125,10 +133,19 @@ class PostgresBackend:
     _next: Future[str] | None = None
     _drops: list[Future[None]] = field(default_factory=list)
 
-    def fresh(self, tmp_path: Path) -> str:
+    _lasting: list[str] = field(default_factory=list)
+
+    def fresh(self, tmp_path: Path, *, lasting: bool = False) -> str:
         ready = self._next or self._worker.submit(self._copy)
         self._next = self._worker.submit(self._copy)
         name = ready.result()
+        (self._lasting if lasting else self._made).append(name)
+        return self.cluster.url(name)
+
+    def copy(self, url: str, tmp_path: Path) -> str:
+        name = f"c_{next(self._serial)}"
+        source = str(make_url(url).database)
+        self.cluster.psql(f'CREATE DATABASE "{name}" TEMPLATE "{source}" {_STRATEGY}')
         self._made.append(name)
         return self.cluster.url(name)
 
@@ -149,6 +166,7 @@ class PostgresBackend:
             done.result()
 
     def close(self) -> None:
+        self._made.extend(self._lasting)
         self.drop_all()
         if self._next is not None:
             self._worker.submit(self.cluster.drop_database, self._next.result())

@@ -1,34 +1,34 @@
 """Invariant 4 of issue #3: any edit, deletion, insertion, reordering or truncation of the
 stored audit rows is detected, by the chain, the signed checkpoints or the record tags.
 
-The log is written by the hub's own ``AuditTrail`` into a real SQLite database; each
-example damages a copy of it with plain SQL, as someone with access to the database
-file could, and checks it with ``verify_log``, what ``GET /v1/audit/verify`` and
-``ketenhub audit verify`` run.
+The log is written by the hub's own ``AuditTrail`` into a real database (the run's
+backend, SQLite or PostgreSQL: tests/conftest.py); each example damages a copy of it
+with plain SQL, as someone with access to the database could, and checks it with
+``verify_log``, what ``GET /v1/audit/verify`` and ``ketenhub audit verify`` run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.auth.keys import FileKeyRing
 from hub.clock import FixedClock
-from hub.db import migrate
 from hub.db.audit_rows import audit_row
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.audit import GENESIS, STORED_MEMBERS, AuditRecord, ChainReport, link
 from hub.domain.checkpoints import CHECKPOINT_TYP, Checkpoint, checkpoint_claims
 from hub.services.audit import AuditTrail, verify_log
 from tests.builders import NOW, an_audit_entry
+from tests.conftest import Backend, connect, placeholder
 
 RECORDS = 250
 """Checkpoints at 100 and 200, and (the hub stopped) at 250."""
@@ -36,9 +36,7 @@ KEYS = FileKeyRing.ephemeral()
 OTHER_KEYS = FileKeyRing.ephemeral()
 
 
-async def _write_log(path: Path, *, stopped: bool) -> None:
-    url = f"sqlite:///{path}"
-    migrate.upgrade(url)
+async def _write_log(url: str, *, stopped: bool) -> None:
     db = SqlDatabase(create_engine(url))
     trail = AuditTrail(keys=KEYS, clock=FixedClock(NOW))
     try:
@@ -51,19 +49,19 @@ async def _write_log(path: Path, *, stopped: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+def logs(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> dict[bool, str]:
     """The log of a hub that stopped (a checkpoint at its head), and of one that crashed."""
     made = {}
     for stopped in (True, False):
-        path = tmp_path_factory.mktemp("log") / "hub.db"
-        asyncio.run(_write_log(path, stopped=stopped))
-        made[stopped] = path
+        url = backend.fresh(tmp_path_factory.mktemp("log"), lasting=True)
+        asyncio.run(_write_log(url, stopped=stopped))
+        made[stopped] = url
     return made
 
 
-def _verify(path: Path, anchors: Sequence[Checkpoint] = ()) -> ChainReport:
+def _verify(url: str, anchors: Sequence[Checkpoint] = ()) -> ChainReport:
     async def run() -> ChainReport:
-        db = SqlDatabase(create_engine(f"sqlite:///{path}"))
+        db = SqlDatabase(create_engine(url))
         try:
             return await verify_log(db, KEYS, anchors)
         finally:
@@ -73,37 +71,53 @@ def _verify(path: Path, anchors: Sequence[Checkpoint] = ()) -> ChainReport:
 
 
 @pytest.fixture
-def copy_of(tmp_path: Path, logs: dict[bool, Path]) -> Iterator[Callable[[bool], Path]]:
-    made: list[Path] = []
+def copy_of(
+    tmp_path: Path, logs: dict[bool, str], fresh_databases: Backend
+) -> Iterator[Callable[[bool], str]]:
+    """A fresh copy of a log for each example; removed after the test (``fresh_databases``
+    drops PostgreSQL's, SQLite's files are removed here: hundreds of examples)."""
+    made: list[str] = []
 
-    def copy(stopped: bool) -> Path:
-        target = tmp_path / f"copy-{len(made)}.db"
-        shutil.copy(logs[stopped], target)
-        made.append(target)
-        return target
+    def copy(stopped: bool) -> str:
+        made.append(fresh_databases.copy(logs[stopped], tmp_path))
+        return made[-1]
 
     yield copy
-    for path in made:
-        path.unlink(missing_ok=True)
+    for url in made:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
 
 
-def _sql(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    with sqlite3.connect(path) as raw:
+def _marks(url: str, statement: str) -> str:
+    """``?`` parameter markers as ``url``'s driver wants them (no ``?`` in the SQL text)."""
+    return statement.replace("?", placeholder(url))
+
+
+def _sql(url: str, *statements: tuple[str, tuple[object, ...]]) -> None:
+    with connect(url) as raw:
         for statement, params in statements:
-            raw.execute(statement, params)
+            raw.execute(_marks(url, statement), params)
 
 
-def _renumber(path: Path, shift_from: int, by: int) -> None:
+# SQLite refuses a NULL in a NOT NULL column; PostgreSQL also a value longer than its column.
+_REFUSED: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    psycopg.IntegrityError,
+    psycopg.DataError,
+)
+
+
+def _renumber(url: str, shift_from: int, by: int) -> None:
     """Move every record from ``shift_from`` on by ``by`` seqs (through negatives: the key)."""
     _sql(
-        path,
+        url,
         ("UPDATE audit_events SET seq = -seq WHERE seq >= ?", (shift_from,)),
         ("UPDATE audit_events SET seq = -seq + ? WHERE seq < 0", (by,)),
     )
 
 
 def test_the_hubs_own_logs_verify_and_name_their_newest_checkpoint(
-    logs: dict[bool, Path],
+    logs: dict[bool, str],
 ) -> None:
     stopped, crashed = _verify(logs[True]), _verify(logs[False])
     assert stopped.ok
@@ -136,18 +150,18 @@ _TEXT_MEMBERS = [m for m in STORED_MEMBERS if m not in {"seq", "replay_of"}]
     value=st.sampled_from(["other", "0" * 64, '["x"]', "", "[]", None]),
 )
 def test_any_edit_of_any_member_is_detected(
-    copy_of: Callable[[bool], Path], stopped: bool, seq: int, member: str, value: str | None
+    copy_of: Callable[[bool], str], stopped: bool, seq: int, member: str, value: str | None
 ) -> None:
     path = copy_of(stopped)
-    with sqlite3.connect(path) as raw:
+    with connect(path) as raw:
         (before,) = raw.execute(
-            f"SELECT {member} FROM audit_events WHERE seq = ?", (seq,)
+            _marks(path, f"SELECT {member} FROM audit_events WHERE seq = ?"), (seq,)
         ).fetchone()
     if before == value:
         return
     try:
         _sql(path, (f"UPDATE audit_events SET {member} = ? WHERE seq = ?", (value, seq)))
-    except sqlite3.IntegrityError:
+    except _REFUSED:
         return  # the schema refuses it already
     report = _verify(path)
     assert not report.ok
@@ -157,7 +171,7 @@ def test_any_edit_of_any_member_is_detected(
 @examples(30)
 @given(stopped=st.booleans(), seq=st.integers(1, RECORDS))
 def test_a_deleted_record_is_detected(
-    copy_of: Callable[[bool], Path], stopped: bool, seq: int
+    copy_of: Callable[[bool], str], stopped: bool, seq: int
 ) -> None:
     path = copy_of(stopped)
     _sql(path, ("DELETE FROM audit_events WHERE seq = ?", (seq,)))
@@ -169,7 +183,7 @@ def test_a_deleted_record_is_detected(
 @examples(30)
 @given(stopped=st.booleans(), at=st.integers(1, RECORDS), copied=st.integers(1, RECORDS))
 def test_an_inserted_record_is_detected(
-    copy_of: Callable[[bool], Path], stopped: bool, at: int, copied: int
+    copy_of: Callable[[bool], str], stopped: bool, at: int, copied: int
 ) -> None:
     path = copy_of(stopped)
     _renumber(path, at, 1)
@@ -188,7 +202,7 @@ def test_an_inserted_record_is_detected(
     pair=st.lists(st.integers(1, RECORDS), min_size=2, max_size=2, unique=True),
 )
 def test_two_reordered_records_are_detected(
-    copy_of: Callable[[bool], Path], stopped: bool, pair: list[int]
+    copy_of: Callable[[bool], str], stopped: bool, pair: list[int]
 ) -> None:
     a, b = sorted(pair)
     path = copy_of(stopped)
@@ -206,7 +220,7 @@ def test_two_reordered_records_are_detected(
 @examples(30)
 @given(stopped=st.booleans(), keep=st.integers(0, RECORDS - 1))
 def test_records_cut_off_the_end_are_detected_against_the_newest_checkpoint(
-    copy_of: Callable[[bool], Path], stopped: bool, keep: int
+    copy_of: Callable[[bool], str], stopped: bool, keep: int
 ) -> None:
     newest = RECORDS if stopped else 200
     path = copy_of(stopped)
@@ -221,7 +235,7 @@ def test_records_cut_off_the_end_are_detected_against_the_newest_checkpoint(
         assert report.ok
 
 
-def _kept_by_an_officer(path: Path) -> Checkpoint:
+def _kept_by_an_officer(path: str) -> Checkpoint:
     report = _verify(path)
     assert report.checkpoint is not None
     return report.checkpoint
@@ -230,7 +244,7 @@ def _kept_by_an_officer(path: Path) -> Checkpoint:
 @examples(20)
 @given(keep=st.integers(0, RECORDS - 1))
 def test_a_log_cut_short_with_its_checkpoints_is_caught_by_a_checkpoint_kept_elsewhere(
-    copy_of: Callable[[bool], Path], keep: int
+    copy_of: Callable[[bool], str], keep: int
 ) -> None:
     path = copy_of(True)
     kept = _kept_by_an_officer(path)
@@ -245,9 +259,9 @@ def test_a_log_cut_short_with_its_checkpoints_is_caught_by_a_checkpoint_kept_els
     assert report.first_bad_seq == keep + 1
 
 
-def _stored_log(path: Path) -> list[AuditRecord]:
+def _stored_log(path: str) -> list[AuditRecord]:
     async def records() -> list[AuditRecord]:
-        db = SqlDatabase(create_engine(f"sqlite:///{path}"))
+        db = SqlDatabase(create_engine(path))
         try:
             return await db.scan(lambda uow: list(uow.audit.stream()))
         finally:
@@ -256,28 +270,31 @@ def _stored_log(path: Path) -> list[AuditRecord]:
     return asyncio.run(records())
 
 
-def _rewrite_from(path: Path, seq: int) -> None:
+def _rewrite_from(path: str, seq: int) -> None:
     """Change record ``seq`` and make every later hash anew: a chain that holds again."""
     log = _stored_log(path)
     prev = log[seq - 2].hash if seq > 1 else GENESIS
-    with sqlite3.connect(path) as raw:
+    with connect(path) as raw:
         for record in log[seq - 1 :]:
             entry = record.entry
             if record.seq == seq:
                 entry = replace(entry, purpose="something-else")
             again = link(record.seq, entry, prev)
             raw.execute(
-                "UPDATE audit_events SET purpose = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                _marks(
+                    path,
+                    "UPDATE audit_events SET purpose = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                ),
                 (entry.purpose, again.prev_hash, again.hash, again.seq),
             )
             prev = again.hash
-        raw.execute("UPDATE audit_head SET hash = ?", (prev,))
+        raw.execute(_marks(path, "UPDATE audit_head SET hash = ?"), (prev,))
 
 
 @examples(20)
 @given(stopped=st.booleans(), seq=st.integers(1, RECORDS))
 def test_a_rewritten_chain_is_detected_by_its_checkpoint_or_tags(
-    copy_of: Callable[[bool], Path], stopped: bool, seq: int
+    copy_of: Callable[[bool], str], stopped: bool, seq: int
 ) -> None:
     path = copy_of(stopped)
     _rewrite_from(path, seq)
@@ -287,7 +304,7 @@ def test_a_rewritten_chain_is_detected_by_its_checkpoint_or_tags(
     assert report.first_bad_seq >= seq
 
 
-def _forged_append(path: Path, tag: str | None) -> None:
+def _forged_append(path: str, tag: str | None) -> None:
     """A record after the last one, its chain hash made right, as the hub would write it."""
     last = _stored_log(path)[-1]
     forged = link(last.seq + 1, an_audit_entry(999), last.hash)
@@ -300,7 +317,7 @@ def _forged_append(path: Path, tag: str | None) -> None:
 @pytest.mark.parametrize("stopped", [True, False])
 @pytest.mark.parametrize("tag", [None, "0" * 64])
 def test_a_record_appended_by_someone_without_the_hubs_key_is_detected(
-    copy_of: Callable[[bool], Path], stopped: bool, tag: str | None
+    copy_of: Callable[[bool], str], stopped: bool, tag: str | None
 ) -> None:
     path = copy_of(stopped)
     _forged_append(path, tag)
@@ -325,10 +342,10 @@ def _signed(keys: FileKeyRing, seq: int, head: str) -> str:
     ],
 )
 def test_a_checkpoint_not_signed_by_the_hub_is_detected(
-    copy_of: Callable[[bool], Path], forge: str
+    copy_of: Callable[[bool], str], forge: str
 ) -> None:
     path = copy_of(True)
-    with sqlite3.connect(path) as raw:
+    with connect(path) as raw:
         (head,) = raw.execute("SELECT hash FROM audit_events WHERE seq = 250").fetchone()
         if forge.startswith("UPDATE"):
             raw.execute(forge)
@@ -338,7 +355,9 @@ def test_a_checkpoint_not_signed_by_the_hub_is_detected(
                 if forge == "another key"
                 else KEYS.sign(checkpoint_claims(250, head, "x"), typ="at+jwt")
             )
-            raw.execute("UPDATE audit_checkpoints SET jws = ? WHERE seq = 250", (jws,))
+            raw.execute(
+                _marks(path, "UPDATE audit_checkpoints SET jws = ? WHERE seq = 250"), (jws,)
+            )
     report = _verify(path)
     assert not report.ok
     assert report.problem is not None
