@@ -38,13 +38,13 @@ def parse_sources(specs: list[str]) -> dict[str, int]:
         if source not in DEFAULT_PORTS:
             known = ", ".join(DEFAULT_PORTS)
             raise ValueError(f"--source {spec!r}: {source!r} is not a demo source ({known})")
+        if source in ports:
+            raise ValueError(f"--source {spec!r}: {source} is given twice")
         if not sep:
             ports[source] = DEFAULT_PORTS[source]
             continue
         if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:  # noqa: PLR2004
             raise ValueError(f"--source {spec!r}: the port must be a number from 0 to 65535")
-        if source in ports:
-            raise ValueError(f"--source {spec!r}: {source} is given twice")
         ports[source] = int(port_text)
     return ports
 
