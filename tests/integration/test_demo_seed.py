@@ -6,7 +6,6 @@ import shlex
 from pathlib import Path
 
 from hub import bootstrap
-from hub.db import migrate
 from hub.demo.population import make_population
 from hub.demo.runner import CONSENTED_PER_SOURCE, guide, seed, source_ports
 from hub.domain.principal import Principal, Scope
@@ -16,15 +15,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_seed_makes_clients_consents_and_a_guide_with_working_commands(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     settings = Settings(
         policy_dir=REPO / "policies",
-        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        database_url=database_url,
         key_dir=tmp_path / "keys",
         public_url=None,
     )
-    migrate.upgrade(settings.database_url)
     population = make_population(2026)
     clients, examples = await seed(settings, population)
 

@@ -28,7 +28,6 @@ from adapters.rest import RestSourceAdapter
 from hub import bootstrap
 from hub.api.app import create_app
 from hub.clock import FixedClock
-from hub.db import migrate
 from hub.domain.errors import SourceTimeoutError, SourceUnavailableError
 from hub.domain.ids import FieldName, Insz, PartnerId
 from hub.domain.principal import Scope
@@ -327,12 +326,10 @@ class SourceHub:
 
 
 @pytest.fixture
-async def hub(tmp_path: Path, source: RawSource) -> AsyncIterator[SourceHub]:
-    db = tmp_path / "hub.db"
-    migrate.upgrade(f"sqlite:///{db}")
+async def hub(tmp_path: Path, database_url: str, source: RawSource) -> AsyncIterator[SourceHub]:
     settings = Settings(
         policy_dir=POLICIES,
-        database_url=f"sqlite:///{db}",
+        database_url=database_url,
         key_dir=tmp_path / "keys",
         public_url="http://hub.test",
     )

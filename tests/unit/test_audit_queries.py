@@ -8,20 +8,24 @@ the clock before they queue).
 
 from __future__ import annotations
 
+import contextlib
 import random
-import sqlite3
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from hub.db import migrate
 from hub.db.audit_log import SqlAudit
 from hub.db.audit_rows import audit_row
+from hub.db.database import create_engine
 from hub.db.sql import Sql
 from hub.domain.audit import GENESIS, STORED_MEMBERS, AuditEntry, AuditRecord, link
 from hub.ports import AuditQuery
+from tests.conftest import Backend, connect
 
 REQUESTERS = ["gtb", "cgg-vagga", "ocmw-gent"]
 SOURCES = ["vdab", "ocmw-gent", "in-gent"]
@@ -53,27 +57,41 @@ def _entry(rng: random.Random, n: int) -> AuditEntry:
 
 
 @pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[AuditRecord]]:
-    path = tmp_path_factory.mktemp("queries") / "hub.db"
-    migrate.upgrade(f"sqlite:///{path}")
+def log(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> tuple[str, list[AuditRecord]]:
+    url = backend.fresh(tmp_path_factory.mktemp("queries"), lasting=True)
     rng = random.Random(4)
     records, prev = [], GENESIS
     for seq in range(1, 1201):
         record = link(seq, _entry(rng, seq), prev)
         records.append(record)
         prev = record.hash
-    with sqlite3.connect(path) as raw:
-        marks = ", ".join(f":{name}" for name in STORED_MEMBERS)
-        raw.executemany(
-            f"INSERT INTO audit_events ({', '.join(STORED_MEMBERS)}) VALUES ({marks})",
-            [audit_row(r) for r in records],
-        )
-    return path, records
+    _insert(url, records)
+    return url, records
 
 
-def _audit(path: Path) -> SqlAudit:
-    raw = sqlite3.connect(path, isolation_level=None)
-    return SqlAudit(Sql(raw, "sqlite"))
+def _insert(url: str, records: list[AuditRecord]) -> None:
+    marks = ", ".join(f":{name}" for name in STORED_MEMBERS)
+    with connect(url) as raw:
+        sql = Sql(raw, make_url(url).get_backend_name())
+        for record in records:
+            sql.run(
+                f"INSERT INTO audit_events ({', '.join(STORED_MEMBERS)}) VALUES ({marks})",
+                audit_row(record),
+            )
+
+
+@contextlib.contextmanager
+def _audit(url: str) -> Iterator[SqlAudit]:
+    """The repository over a connection of its own, each statement its own transaction."""
+    with connect(url) as raw:
+        dialect = make_url(url).get_backend_name()
+        if dialect == "sqlite":
+            raw.isolation_level = None
+        else:
+            raw.autocommit = True
+        yield SqlAudit(Sql(raw, dialect))
 
 
 def _matches(record: AuditRecord, query: AuditQuery) -> bool:
@@ -123,21 +141,22 @@ QUERIES: list[dict[str, Any]] = [
 @pytest.mark.parametrize("fields", QUERIES)
 @pytest.mark.parametrize("limit", [1, 7, 51])
 def test_a_page_is_the_newest_matching_records(
-    log: tuple[Path, list[AuditRecord]], fields: dict[str, Any], limit: int
+    log: tuple[str, list[AuditRecord]], fields: dict[str, Any], limit: int
 ) -> None:
-    path, records = log
+    url, records = log
     query = AuditQuery(**fields)
     expected = [r.seq for r in reversed(records) if _matches(r, query)][:limit]
-    found = _audit(path).page(query, limit)
+    with _audit(url) as audit:
+        found = audit.page(query, limit)
     assert [r.seq for r in found] == expected
     assert all(r == records[r.seq - 1] for r in found)
 
 
 @pytest.mark.parametrize("visible_to", [None, "ocmw-gent", "gtb", "nobody"])
 def test_counts_are_the_records_of_the_period_by_requester_and_decision(
-    log: tuple[Path, list[AuditRecord]], visible_to: str | None
+    log: tuple[str, list[AuditRecord]], visible_to: str | None
 ) -> None:
-    path, records = log
+    url, records = log
     since, until = "2026-03-03T00:00:00.000000Z", "2026-03-17T00:00:00.000000Z"
     expected = Counter(
         (r.entry.requester, r.entry.decision)
@@ -145,15 +164,17 @@ def test_counts_are_the_records_of_the_period_by_requester_and_decision(
         if since <= r.entry.at < until
         and (visible_to is None or visible_to in {r.entry.requester, r.entry.source})
     )
-    found = _audit(path).counts(since=since, until=until, visible_to=visible_to)  # type: ignore[arg-type]
+    with _audit(url) as audit:
+        found = audit.counts(since=since, until=until, visible_to=visible_to)  # type: ignore[arg-type]
     assert found == sorted((r, d, n) for (r, d), n in expected.items())
 
 
+@pytest.mark.sqlite_only("SQLite's plan; PostgreSQL's planner chooses from statistics")
 def test_the_period_queries_are_answered_from_the_time_index(
-    log: tuple[Path, list[AuditRecord]],
+    log: tuple[str, list[AuditRecord]],
 ) -> None:
-    path, _ = log
-    with sqlite3.connect(path) as raw:
+    url, _ = log
+    with connect(url) as raw:
         plan = raw.execute(
             "EXPLAIN QUERY PLAN SELECT requester, decision, count(*) FROM audit_events "
             "WHERE at >= ? AND at < ? GROUP BY requester, decision",
@@ -162,29 +183,26 @@ def test_the_period_queries_are_answered_from_the_time_index(
     assert any("COVERING INDEX ix_audit_time" in str(step) for step in plan)
 
 
-def test_upgrading_from_0001_keeps_the_log_and_swaps_the_time_index(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_upgrading_from_0001_keeps_the_log_and_swaps_the_time_index(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
     migrate.upgrade(url, "0001")
     record = link(1, _entry(random.Random(1), 1), GENESIS)
-    with sqlite3.connect(tmp_path / "old.db") as raw:
-        marks = ", ".join(f":{name}" for name in STORED_MEMBERS)
-        raw.execute(
-            f"INSERT INTO audit_events ({', '.join(STORED_MEMBERS)}) VALUES ({marks})",
-            audit_row(record),
-        )
+    _insert(url, [record])
     assert not migrate.is_current(url)
     migrate.upgrade(url)
     assert migrate.is_current(url)
-    with sqlite3.connect(tmp_path / "old.db") as raw:
-        indexes = {
-            name
-            for (name,) in raw.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'"
-            )
-        }
+    engine = create_engine(url)
+    try:
+        indexes = {i["name"] for i in inspect(engine).get_indexes("audit_events")}
+    finally:
+        engine.dispose()
     assert "ix_audit_time" in indexes
     assert "ix_audit_at" not in indexes
-    assert _audit(tmp_path / "old.db").verify().as_dict() == {
+    with _audit(url) as audit:
+        report = audit.verify().as_dict()
+    assert report == {
         "ok": True,
         "entries": 1,
         "head": record.hash,
