@@ -96,6 +96,8 @@ class ConsentService:
             recorded_by=principal.partner,
         )
         receipt = self._keys.sign(receipt_claims(consent, issuer=self._issuer), typ=RECEIPT_TYPE)
+        if evidence is not None:
+            await self._sealer.ensure(self._db, consent.participant)
 
         def add(uow: UnitOfWork) -> None:
             if evidence is None:

@@ -85,6 +85,20 @@ class ParticipantSealer:
                 raise _unavailable()
         return self._unwrap(stored)
 
+    async def ensure(self, db: Database, participant: str) -> None:
+        """Make the participant's DEK, if missing, in a short transaction of its own.
+
+        Why not inside the caller's transaction: on PostgreSQL a second process's insert
+        of the same participant's DEK waits for the first's commit. Made after a group's
+        audit append (which holds the chain's lock to the commit), that wait can close a
+        cycle with a group that made the DEK first and waits for the chain: a deadlock,
+        and ``503`` for both groups. Made here, the DEK insert holds no other lock.
+        ``data_key`` inside the caller's transaction still makes one if an erasure
+        destroyed it meanwhile.
+        """
+        if await db.read(lambda uow: uow.participant_keys.get(participant)) is None:
+            await db.write(lambda uow: self.data_key(uow, participant))
+
     def seal(
         self, uow: UnitOfWork, participant: str, plaintext: bytes, *, context: bytes
     ) -> SealedData:

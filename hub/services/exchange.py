@@ -152,13 +152,22 @@ class ExchangeService:
         if idempotency_key is not None:
             digest = self._keys.digest(idempotency_key, context=f"idempotency:{request.requester}")
             key = digest
-            stored = await self._db.read(lambda uow: uow.idempotency.get(request.requester, digest))
+            stored, has_data_key = await self._db.read(
+                lambda uow: (
+                    uow.idempotency.get(request.requester, digest),
+                    uow.participant_keys.get(pseudonym) is not None,
+                )
+            )
             if stored is not None and stored.expires_at > self._clock.now():
                 _same_body(stored, fingerprint)
                 replayed = await self._replay(request, stored)
                 if replayed is not None:
                     return replayed
                 replacing = stored.audit_seq
+            if not has_data_key:
+                # Made in a transaction of its own, not after the audit append: see
+                # ParticipantSealer.ensure.
+                await self._sealer.ensure(self._db, pseudonym)
         context = _Context(request, pseudonym, key, fingerprint, replacing)
         try:
             return await self._decide(context, adapter)
