@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
 
 from hub.db import audit_log, audit_stretches
 from hub.db.audit_log import SqlAudit
@@ -42,6 +43,7 @@ from hub.domain.audit import (
     stored_chain_hash,
     verify_chain,
 )
+from tests.conftest import connect, placeholder
 from tests.unit.test_audit_chain import an_entry
 
 texts = st.text(max_size=12)
@@ -240,18 +242,19 @@ def _database(tmp: Path) -> Path:
     return path
 
 
-def _fill(path: Path, length: int) -> None:
+def _fill(url: str, length: int) -> None:
+    """A valid chain of ``length`` records in the (SQLite or PostgreSQL) database."""
     rows = stored_chain([an_entry(n) for n in range(1, length + 1)])
-    with sqlite3.connect(path) as raw:
-        marks = ", ".join("?" * len(STORED_MEMBERS))
+    with connect(url) as raw:
+        marks = ", ".join([placeholder(url)] * len(STORED_MEMBERS))
         columns = ", ".join(STORED_MEMBERS)
-        raw.executemany(f"INSERT INTO audit_events ({columns}) VALUES ({marks})", rows)
+        raw.cursor().executemany(f"INSERT INTO audit_events ({columns}) VALUES ({marks})", rows)
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = _database(tmp_path_factory.mktemp("audit"))
-    _fill(path, 30)
+    _fill(f"sqlite:///{path}", 30)
     return path
 
 
@@ -326,30 +329,34 @@ def test_stretches_checked_apart_report_what_one_pass_does(
         assert SqlAudit(sql).verify() == one
 
 
+_TYPING = pytest.mark.sqlite_only("SQLite's dynamic typing: PostgreSQL refuses such a seq")
+
+
 @pytest.mark.parametrize(
     "statement",
     [
         None,
         "UPDATE audit_events SET purpose = 'other' WHERE seq = 17",
         "DELETE FROM audit_events WHERE seq = 9",
-        "UPDATE audit_events SET seq = 'x' WHERE seq = 30",
-        "UPDATE audit_events SET seq = 12.5 WHERE seq = 12",
+        pytest.param("UPDATE audit_events SET seq = 'x' WHERE seq = 30", marks=_TYPING),
+        pytest.param("UPDATE audit_events SET seq = 12.5 WHERE seq = 12", marks=_TYPING),
     ],
 )
 def test_helper_processes_check_stretches_of_a_large_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statement: str | None
+    database_url: str, monkeypatch: pytest.MonkeyPatch, statement: str | None
 ) -> None:
-    path = _database(tmp_path)
-    _fill(path, 60)
+    """On PostgreSQL too: the helper process reconnects from the connection's own dsn."""
+    _fill(database_url, 60)
     if statement is not None:
-        with sqlite3.connect(path) as raw:
+        with connect(database_url) as raw:
             raw.execute(statement)
-    with sqlite3.connect(path, isolation_level=None) as raw:
-        one = _one_pass(Sql(raw, "sqlite"))
+    dialect = make_url(database_url).get_backend_name()
+    with connect(database_url) as raw:
+        one = _one_pass(Sql(raw, dialect))
     monkeypatch.setattr(audit_stretches, "_STRETCH", 7)
     monkeypatch.setattr(audit_log, "helper_count", lambda top: 1 if type(top) is int else 0)
-    with sqlite3.connect(path, isolation_level=None) as raw:
-        assert SqlAudit(Sql(raw, "sqlite")).verify() == one
+    with connect(database_url) as raw:
+        assert SqlAudit(Sql(raw, dialect)).verify() == one
 
 
 def test_records_are_json_after_the_round_trip() -> None:
