@@ -315,6 +315,7 @@ class SqlDatabase:
         try:
             try:
                 sql = Sql(connection, self._dialect)
+                sql.run(_GROUP_TIMEOUTS, {"wait": str(max(1, self._busy_timeout_ms))})
                 sql.run(_LOCK_HEAD_FIRST)
                 _run_group(sql, group)
                 connection.commit()
@@ -340,6 +341,19 @@ class SqlDatabase:
         self._engine.dispose()
 
 
+_GROUP_TIMEOUTS = (
+    "SELECT set_config('lock_timeout', :wait, true), "
+    "set_config('idle_in_transaction_session_timeout', :wait, true)"
+)
+"""For this group's transaction only, the ``busy_timeout`` SQLite writers have, both ways.
+
+``lock_timeout``: a group waits at most that long for another process's, then answers
+``503`` (PostgreSQL would wait for ever). ``idle_in_transaction_session_timeout``: a
+worker that stops in the middle of its group while holding the audit head (frozen,
+paused, its host gone: nothing PostgreSQL would notice for hours) loses its session
+after that long, its group is undone, and the other workers go on. A worker that runs
+does a job's Python work between two statements in well under a millisecond.
+"""
 _LOCK_HEAD_FIRST = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"
 """PostgreSQL's ``BEGIN IMMEDIATE``: a group takes the audit head's row lock before any other.
 

@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hub.db import migrate
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.checkpoints import CHECKPOINT_EVERY, CHECKPOINT_TYP
+from hub.domain.errors import ServiceUnavailableError
 from tests.builders import NOW, a_consent, an_audit_entry, make_insz
 from tests.e2e.harness import Hub, World, bearer, ketenhub
 from tests.e2e.harness import world as make_world
@@ -484,3 +485,46 @@ def test_two_processes_committers_locking_in_opposite_orders_do_not_deadlock(
     b.join(timeout=60)
     assert outcomes["a"] == [1, 1], outcomes
     assert outcomes["b"] == [None, 2], outcomes
+
+
+def test_a_worker_stalled_inside_its_group_does_not_stall_the_others(cluster: PgCluster) -> None:
+    """A worker that stops while holding the audit head (frozen, its host gone) loses its
+    session after the busy timeout: its group is undone and answered ``503``, and the
+    other workers' groups go on, rather than all writes waiting for hours."""
+    url = cluster.create_database("stalled")
+    migrate.upgrade(url)
+    holds_head = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def stall(uow: Any) -> int:
+        record = uow.audit.append(an_audit_entry(1))
+        holds_head.set()
+        time.sleep(4)  # idle in transaction, the head row locked
+        return int(record.seq)
+
+    def write(name: str, work: Any, busy_timeout_s: float | None) -> None:
+        async def run() -> object:
+            db = SqlDatabase(create_engine(url), busy_timeout_s=busy_timeout_s)
+            try:
+                return await db.write(work)
+            except Exception as exc:
+                return exc
+            finally:
+                await db.dispose()
+
+        began = time.monotonic()
+        outcomes[name] = asyncio.run(run())
+        outcomes[f"{name}-took"] = time.monotonic() - began
+
+    stalled = threading.Thread(target=write, args=("stalled", stall, 1.0))
+    other = threading.Thread(
+        target=write, args=("other", lambda uow: int(uow.audit.append(an_audit_entry(2)).seq), None)
+    )
+    stalled.start()
+    assert holds_head.wait(timeout=30)
+    other.start()
+    other.join(timeout=60)
+    stalled.join(timeout=60)
+    assert isinstance(outcomes["stalled"], ServiceUnavailableError), outcomes
+    assert outcomes["other"] == 1, outcomes  # the stalled group's record was undone
+    assert outcomes["other-took"] < 3.5, outcomes  # it did not wait out the stall

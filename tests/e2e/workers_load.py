@@ -32,6 +32,8 @@ import httpx
 PURPOSE = "trajectory-coordination"
 CONSENTED_FIELD = "icf.assessment"
 ACTOR = {"role": "casemanager-work", "id": "u-workers"}
+MIX = (("open", 4), ("consented", 4), ("denied", 1), ("stranger", 1))
+"""Kinds of exchange and their weights: 80 % disclosed, 10 % 403, 10 % 404."""
 DECIDED = frozenset({200, 403, 404, 502, 504})
 """Statuses that carry a decision (and an ``audit_seq``): CONTRACT.md 3."""
 
@@ -52,12 +54,7 @@ class Plan:
     tasks: int = 8
     start_at: float = 0.0
     """A ``time.monotonic()`` moment: every client begins firing then, together."""
-    mix: tuple[tuple[str, int], ...] = (
-        ("open", 4),
-        ("consented", 4),
-        ("denied", 1),
-        ("stranger", 1),
-    )
+    mix: tuple[tuple[str, int], ...] = MIX
     seed: int = 2026
 
 
@@ -230,3 +227,171 @@ async def _consent_cycle(
         return
     seen.revokes.append(Revoke(index, consent_id, person, sent, returned))
     await asyncio.sleep(rng.uniform(0.0, 0.05))
+
+
+# -- measuring (docs/scale-out.md) ------------------------------------------------------
+#
+# python -m tests.e2e.workers_load [--workers 1 2 4] [--seconds 10]
+# A throw-away PostgreSQL cluster (tests.pgcluster), then for each worker count:
+# raw audit appends from that many processes, and exchanges through
+# ``ketenhub serve --workers N``. Prints one line per measurement.
+
+
+def append_for(url: str, seconds: float, concurrency: int, start_at: float) -> int:
+    """One process appending audit records through the hub's own group commit."""
+    return asyncio.run(_append_for(url, seconds, concurrency, start_at))
+
+
+async def _append_for(url: str, seconds: float, concurrency: int, start_at: float) -> int:
+    from hub.db.database import SqlDatabase, create_engine  # noqa: PLC0415
+    from tests.builders import an_audit_entry  # noqa: PLC0415
+
+    db = SqlDatabase(create_engine(url))
+    done = 0
+    try:
+        await db.read(lambda uow: uow.audit.head())  # connect before the clock starts
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        deadline = time.monotonic() + seconds
+
+        async def loop(n: int) -> None:
+            nonlocal done
+            entry = an_audit_entry(n)
+            while time.monotonic() < deadline:
+                await db.write(lambda uow: uow.audit.append(entry))
+                done += 1
+
+        await asyncio.gather(*(loop(n) for n in range(concurrency)))
+    finally:
+        await db.dispose()
+    return done
+
+
+def _commits(cluster: Any, database: str) -> int:
+    found = cluster.psql(f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'")
+    return int(found.strip())
+
+
+def probe(conninfo: str, rounds: int = 2000) -> None:  # pragma: no cover - a tool
+    """What one statement costs on this machine: the bricks of a group's lock hold time.
+
+    Also what a request counter shared by every worker would add to each request: one
+    upsert on an UNLOGGED table (no WAL, so no commit wait), in autocommit.
+    """
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS hits "
+            "(client TEXT, win BIGINT, n INT, PRIMARY KEY (client, win))"
+        )
+        connection.execute("CREATE TABLE IF NOT EXISTS one (id INT PRIMARY KEY, n INT)")
+        connection.execute("INSERT INTO one VALUES (1, 0) ON CONFLICT DO NOTHING")
+        for label, statement in (
+            ("round trip (SELECT 1)", "SELECT 1"),
+            ("commit of a one-row UPDATE", "UPDATE one SET n = n + 1 WHERE id = 1"),
+            (
+                "shared counter upsert (UNLOGGED)",
+                (
+                    "INSERT INTO hits VALUES ('c', 1, 1) "
+                    "ON CONFLICT (client, win) DO UPDATE SET n = hits.n + 1 RETURNING n"
+                ),
+            ),
+        ):
+            began = time.perf_counter()
+            for _ in range(rounds):
+                connection.execute(statement)
+            took = (time.perf_counter() - began) / rounds
+            print(f"probe {label}: {took * 1e6:6.0f} us")
+
+
+def measure(worker_counts: list[int], seconds: float) -> None:  # pragma: no cover - a tool
+    import multiprocessing  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from hub.db import migrate  # noqa: PLC0415
+    from tests.builders import make_insz  # noqa: PLC0415
+    from tests.e2e.harness import Hub, world  # noqa: PLC0415
+    from tests.pgcluster import pg_cluster  # noqa: PLC0415
+
+    spawn = multiprocessing.get_context("spawn")
+    with pg_cluster(database=None) as cluster:
+        cluster.create_database("probe")
+        probe(cluster.conninfo("probe"))
+        for n in worker_counts:
+            name = f"appends{n}"
+            url = cluster.create_database(name)
+            migrate.upgrade(url)
+            before = _commits(cluster, name)
+            with spawn.Pool(n) as pool:
+                start = time.monotonic() + 2.0
+                counts = pool.starmap(append_for, [(url, seconds, 64, start)] * n)
+            groups = _commits(cluster, name) - before
+            total = sum(counts)
+            print(
+                f"appends  processes={n}: {total / seconds:7.0f} appends/s, "
+                f"{groups / seconds:6.0f} commits/s, {total / max(groups, 1):5.1f} appends/commit"
+            )
+        for n in worker_counts:
+            name = f"exchanges{n}"
+            url = cluster.create_database(name)
+            migrate.upgrade(url)
+            with tempfile.TemporaryDirectory() as tmp, world(Path(tmp), database_url=url) as w:
+                gtb = w.client("gtb", "exchange consent:write")
+                vdab = [p.insz.digits for p in w.population.known_to("vdab")]
+                known = {p.insz.digits for p in w.population.persons}
+                rng = random.Random(5)
+                strangers = tuple(d for d in (make_insz(rng) for _ in range(20)) if d not in known)
+                hub = Hub.start(w.env, Path(tmp) / "hub.log", workers=n)
+                try:
+                    for label, mix in (
+                        ("mixed ", MIX),
+                        ("denied", (("denied", 1),)),
+                    ):
+                        plan = Plan(
+                            bases=(hub.base,),
+                            client=gtb,
+                            open_people=tuple(vdab[12:52]),
+                            consent_people=(tuple(vdab[:12]),),
+                            strangers=strangers,
+                            exchanges_per_client=int(seconds * 60),
+                            mix=mix,
+                        )
+                        _exchanges(spawn, plan, label, n)
+                finally:
+                    hub.stop()
+
+
+def _exchanges(spawn: Any, plan: Plan, label: str, workers: int) -> None:  # pragma: no cover
+    clients = 4
+    with spawn.Pool(clients) as pool:
+        plan = replace_start(plan, time.monotonic() + 3.0)
+        began = plan.start_at
+        seen = pool.starmap(run_client, [(plan, i) for i in range(clients)])
+    took = time.monotonic() - began
+    count = sum(len(s.exchanges) for s in seen)
+    errors = sum(len(s.errors) for s in seen)
+    print(
+        f"exchanges {label} workers={workers}: {count / took:6.0f} exchanges/s "
+        f"({count} in {took:.1f} s, {errors} errors)"
+    )
+
+
+def replace_start(plan: Plan, start_at: float) -> Plan:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(plan, start_at=start_at)
+
+
+if __name__ == "__main__":  # pragma: no cover - a tool
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    arguments = parser.parse_args()
+    # Through the module's own name, so that what crosses to spawned processes is
+    # pickled as tests.e2e.workers_load.*, not __main__.*.
+    from tests.e2e.workers_load import measure as run_measure
+
+    run_measure(arguments.workers, arguments.seconds)
