@@ -7,7 +7,13 @@ address) at the token endpoint. The window is wall-clock time, not the hub's
 ``Clock``: it throttles load, it decides nothing about data.
 
 In memory means per process: with ``ketenhub serve --workers N`` each worker
-counts on its own, so a client may reach N times the limit.
+counts on its own, and so does each hub instance. A client is refused once it passes
+the limit at the process its request reaches, so it gets at least the limit and at
+most P times it, P being the hub processes behind the load balancer (workers times
+instances); one keep-alive connection stays with one worker, so a single-connection
+client meets the limit itself. A fleet-wide cap is the reverse proxy's (nginx
+``limit_req``) or the limit set to limit / P. Why the count is not shared through the
+database, with the measured cost: docs/scale-out.md, "Rate limits".
 """
 
 from __future__ import annotations
