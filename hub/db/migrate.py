@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 0x6B6574656E687562  # "ketenhub"; advisory locks are per database
 _WAL_ATTEMPTS = 300
 """A tenth of a second apart: the journal mode changes only when no one else has a lock."""
 
@@ -40,6 +41,12 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     try:
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Processes that start on a new database at once (``serve --workers`` on
+                # several hosts, ``client create`` beside ``serve``) would otherwise each
+                # find no schema and each create it: one fails on ``alembic_version``.
+                # The lock is the transaction's, and the migration is one transaction.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
             config = _config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

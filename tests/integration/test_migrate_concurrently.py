@@ -1,11 +1,12 @@
-"""Processes that start on a new SQLite database at once all migrate it.
+"""Processes that start on a new database at once all migrate it (SQLite and PostgreSQL).
 
 ``ketenhub serve`` beside ``ketenhub client create`` in a start-up script: each
 finds no schema; without a lock taken first, both create the tables and one fails
 with ``table clients already exists`` (found by the crash test's harness). And the
 migration leaves the file in WAL mode: a hub connection that finds it in rollback
 mode while another process holds a lock cannot switch, and its writes then fail
-with ``database is locked``.
+with ``database is locked``. On PostgreSQL the same start-up script (or ``serve
+--workers N`` on several machines) races the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from hub.db import migrate
+from tests.conftest import Backend
 
 PROCESSES = 3
 
@@ -24,11 +26,13 @@ def _migrate(url: str, start: multiprocessing.synchronize.Barrier) -> None:
     migrate.upgrade(url)  # an exception exits the process with status 1
 
 
-def test_concurrent_first_migrations_of_a_new_database_all_succeed(tmp_path: Path) -> None:
+def test_concurrent_first_migrations_of_a_new_database_all_succeed(
+    tmp_path: Path, fresh_databases: Backend
+) -> None:
     # fork: the processes are ready at once, so their migrations overlap.
     context = multiprocessing.get_context("fork")
     for attempt in range(4):
-        url = f"sqlite:///{tmp_path / f'hub-{attempt}.db'}"
+        url = fresh_databases.empty(tmp_path)
         start = context.Barrier(PROCESSES)
         processes = [context.Process(target=_migrate, args=(url, start)) for _ in range(PROCESSES)]
         for process in processes:
@@ -37,7 +41,9 @@ def test_concurrent_first_migrations_of_a_new_database_all_succeed(tmp_path: Pat
             process.join(timeout=60)
         assert [p.exitcode for p in processes] == [0] * PROCESSES, attempt
         assert migrate.is_current(url)
-        connection = sqlite3.connect(tmp_path / f"hub-{attempt}.db")
+        if not url.startswith("sqlite"):
+            continue
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"))
         try:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         finally:
