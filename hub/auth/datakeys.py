@@ -5,7 +5,10 @@ gets a random 256-bit data key (DEK). Personal data the hub must keep (consent
 evidence, the answer kept for an ``Idempotency-Key``, CONTRACT.md 3) is sealed under
 that DEK; the DEK is stored only wrapped under a master key, in the database
 (``participant_keys``). Destroying the wrapped row crypto-shreds everything sealed
-under it, copies in backups included, while the audit chain (pseudonyms only) stays.
+under it, while the audit chain (pseudonyms only) stays. A database backup taken
+before the erasure still holds the wrapped row: it is shredded there too once the
+master key it was wrapped under is retired (``ketenhub keys rotate-master``, then
+``ketenhub keys retire-master``) and no backup of the key directory keeps that key.
 
 Layout, beside the signing keys in ``KETENHUB_KEY_DIR`` (files ``0600``)::
 

@@ -10,7 +10,8 @@
 3. delete evidence sealed under the hub's one seal key (stored before data keys
    existed: there is no data key to destroy for it);
 4. destroy their data key: everything sealed under it (consent evidence, kept
-   answers, copies in backups) is unreadable from then on;
+   answers) is unreadable from then on; in database backups taken before, once the
+   master key of the time is retired (``hub.auth.datakeys``);
 5. record the erasure: when, by whom, what it destroyed, under the pseudonym.
 
 The audit log is not touched: it holds pseudonyms and field names only, so it still
