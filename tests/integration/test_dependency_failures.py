@@ -31,6 +31,7 @@ from hub.domain.ids import PartnerId
 from hub.settings import Settings
 from tests.api.conftest import POLICIES, Hub
 from tests.api.conftest import serving as api_serving
+from tests.conftest import connect
 from tests.pgcluster import PgCluster, PgUnavailableError, pg_cluster, require_or_skip
 
 PROBLEM = "application/problem+json"
@@ -166,6 +167,25 @@ def _assertion_form(hub: Hub, client_id: str, key: ec.EllipticCurvePrivateKey) -
 # -- the database locked by another writer -------------------------------------------
 
 
+@contextlib.contextmanager
+def _writers_locked_out(hub: Hub) -> Iterator[None]:
+    """Another session holds what every write needs, and lets readers on: SQLite's write
+    lock (WAL), or PostgreSQL's EXCLUSIVE table locks (a stuck migration or a DBA's open
+    transaction)."""
+    url = hub.container.settings.database_url
+    with connect(url) as locker:
+        if url.startswith("sqlite"):
+            locker.isolation_level = None
+            locker.execute("BEGIN EXCLUSIVE")  # WAL: readers go on, writers wait
+        else:
+            tables = "audit_head, audit_events, consents, clients, idempotency, assertion_jtis"
+            locker.execute(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            locker.rollback()
+
+
 async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_recovers(
     hub: Hub,
 ) -> None:
@@ -175,9 +195,7 @@ async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_
     assert kept.status_code == 201
     before = await _audit(hub)
 
-    locker = sqlite3.connect(hub.db_path, isolation_level=None)
-    try:
-        locker.execute("BEGIN EXCLUSIVE")  # WAL: readers go on, writers wait
+    with _writers_locked_out(hub):
         exchanged = await hub.exchange(
             "gtb",
             participant=person,
@@ -199,9 +217,6 @@ async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_
         assert await _audit(hub) == before
         (still,) = await _consents(hub, person)
         assert still["status"] == "active"  # the revoke was not half done
-    finally:
-        locker.rollback()
-        locker.close()
 
     # Recovery, without a restart: the very next requests succeed.
     again = await hub.exchange(
@@ -230,6 +245,7 @@ async def test_a_write_lock_held_elsewhere_is_503_for_writes_reads_go_on_and_it_
 # -- the disk full -------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("a full disk made with SQLite's max_page_count (PostgreSQL has none)")
 async def test_a_full_disk_is_503_undoes_the_whole_write_and_recovers_when_space_returns(
     hub: Hub,
 ) -> None:
