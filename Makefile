@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench soak deps-deploy
+.PHONY: run test lint typecheck unit e2e clean deps-system bench bench-quick deps-bench soak deps-deploy deps-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: $(STAMP) deps-deploy lint typecheck
-	$(BIN)/pytest -q
+# The whole suite on SQLite, then every test that touches the database again on a
+# throw-away PostgreSQL cluster (tests/conftest.py): a missing server fails, not skips.
+test: $(STAMP) deps-deploy deps-test lint typecheck
+	KETENHUB_TEST_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
+	KETENHUB_TEST_DATABASE=postgresql KETENHUB_TEST_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
+
+# PostgreSQL's server programs for the tests' cluster; the package's own cluster is not used.
+deps-test:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
 # tests/deploy run the real tools (Debian's): nginx, docker-compose (its `config` checks
 # deploy/compose.yaml without an engine), systemd-analyze and openssl. kubectl comes with
