@@ -170,3 +170,21 @@ def test_retire_removes_only_unused_keys_and_never_the_active_one(tmp_path: Path
 def test_an_in_memory_ring_cannot_be_rotated() -> None:
     with pytest.raises(MasterKeyError, match="cannot be rotated"):
         MasterKeyRing.ephemeral().rotate()
+
+
+@given(
+    other=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).filter(
+        lambda p: p != ALICE
+    )
+)
+def test_no_other_pseudonym_unwraps_a_participants_key(other: str) -> None:
+    with pytest.raises(ValueError, match="cannot unwrap"):
+        _RING.unwrap(dataclasses.replace(_WRAPPED, participant=other))
+
+
+@given(plaintext=st.binary(max_size=2048), context=st.binary(max_size=64))
+def test_what_a_data_key_seals_it_opens_with_the_same_context(
+    plaintext: bytes, context: bytes
+) -> None:
+    key = _RING.unwrap(_WRAPPED)
+    assert key.unseal(key.seal(plaintext, context=context), context=context) == plaintext
