@@ -26,6 +26,8 @@ from typing import Any, Final, TextIO
 
 import structlog
 
+from hub.observability.tracecontext import add_correlation_id
+
 REDACTED_INSZ: Final = "<redacted-insz>"
 REDACTED_TOKEN: Final = "<redacted-token>"  # noqa: S105 - a placeholder, not a password
 INSZ_IN_TEXT = re.compile(
@@ -125,6 +127,7 @@ def redact_personal_data(
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_correlation_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -6,8 +6,9 @@ on the exchange path.
 
 Correlation (``hub.observability.tracecontext``): a request's correlation id is the
 trace id of its W3C ``traceparent`` header when that is valid, else 16 random bytes
-(hex). It is bound in structlog's context for every log line of the request, set as
-the trace the REST adapter passes on to sources, and returned as ``X-Correlation-Id``.
+(hex). It is set as the request's trace (a context variable), which puts it on every
+log line of the request and which the REST adapter passes on to sources, and returned
+as ``X-Correlation-Id``.
 
 Metrics: each answered request is counted by its route's template (never the raw
 path: a path can hold a consent id), method and status, and timed to its last byte.
@@ -75,13 +76,12 @@ class HubMiddleware:
         trace = None if traceparent is None else tracecontext.parse_traceparent(traceparent)
         if trace is None:
             trace = tracecontext.Trace(self.new_trace_id())
+        # Every log line of the request carries it (hub.logging's add_correlation_id).
         trace_token = tracecontext.CURRENT.set(trace)
-        log_tokens = structlog.contextvars.bind_contextvars(correlation_id=trace.trace_id)
         status = [500]
         try:
             await self._serve(scope, receive, send, declared=declared, trace=trace, status=status)
         finally:
-            structlog.contextvars.reset_contextvars(**log_tokens)
             tracecontext.CURRENT.reset(trace_token)
             metrics = _metrics_of(scope)
             if metrics is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final, Generic, TypeVar
@@ -182,6 +183,8 @@ class PrometheusTelemetry:
                 registry=registry,
             )
         )
+        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        """Both children of one (route, method, status), found with one look-up."""
         for source in sources:
             # Present from the first scrape, at zero: a rate over a series that
             # appears later misses its first increments.
@@ -196,8 +199,12 @@ class PrometheusTelemetry:
     ) -> None:
         self._decisions.get(source, decision.value, reason or "none").inc()
         per_field = self._fields
-        for outcome in fields:
-            per_field.get(source, outcome).inc()
+        if len(fields) == 1:
+            per_field.get(source, fields[0]).inc()
+            return
+        # One increment per outcome, not per field: each takes the metric's lock.
+        for outcome, count in Tally(fields).items():
+            per_field.get(source, outcome).inc(count)
 
     def exchange_replayed(self, source: PartnerId) -> None:
         self._replays.get(source).inc()
@@ -216,9 +223,20 @@ class PrometheusTelemetry:
 
     def request_served(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is the matched route's template."""
-        verb = method if method in _METHODS else "other"
-        self._requests.get(route, verb, str(status)).inc()
-        self._request_seconds.get(route, verb).observe(seconds)
+        key = (route, method, status)
+        bound = self._http.get(key)
+        if bound is None:
+            verb = method if method in _METHODS else "other"
+            bound = self._http.setdefault(
+                key,
+                (
+                    self._requests.get(route, verb, str(status)),
+                    self._request_seconds.get(route, verb),
+                ),
+            )
+        count, timing = bound
+        count.inc()
+        timing.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this process, or of every
