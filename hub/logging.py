@@ -196,4 +196,6 @@ def configure_logging(
     for existing in [h for h in root.handlers if h.get_name() == "ketenhub"]:
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(threshold)
+    # Libraries (alembic, uvicorn, httpx) say what they do at info: their warnings only,
+    # unless the hub logs at debug.
+    root.setLevel(threshold if threshold <= logging.DEBUG else max(threshold, logging.WARNING))

@@ -15,6 +15,7 @@ and an increment, no ``labels()`` call.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from collections import Counter as Tally
@@ -252,6 +253,26 @@ def prepare_multiprocess_dir(parent: str | None = None) -> Path:
     """A fresh, empty directory for one serve's workers (``PROMETHEUS_MULTIPROC_DIR``).
 
     Fresh per serve: samples a previous serve left behind would be summed with this
-    one's (prometheus_client reads every file in the directory).
+    one's (prometheus_client reads every file in the directory). Its name holds the
+    serving process's id, so that the directories of serves that were killed before
+    they could remove theirs (SIGKILL) are removed here, at the next start.
     """
-    return Path(tempfile.mkdtemp(prefix="ketenhub-metrics-", dir=parent))
+    where = Path(parent or tempfile.gettempdir())
+    for stale in where.glob(f"{_DIR_PREFIX}*-*"):
+        pid = stale.name.removeprefix(_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=where))
+
+
+_DIR_PREFIX: Final = "ketenhub-metrics-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, and its directory is not ours
+    return True
