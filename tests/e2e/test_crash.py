@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.builders import make_insz
+from tests.conftest import Backend
 from tests.e2e.harness import Hub, World, bearer
 from tests.e2e.harness import world as make_world
 
@@ -35,8 +36,10 @@ PURPOSE = "trajectory-coordination"
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with make_world(tmp_path) as made:
+def world(tmp_path: Path, fresh_databases: Backend) -> Iterator[World]:
+    """A new, empty database on the run's backend (on SQLite, the world's own file)."""
+    url = None if fresh_databases.name == "sqlite" else fresh_databases.empty(tmp_path)
+    with make_world(tmp_path, database_url=url) as made:
         yield made
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from hub.demo.population import make_population
 from hub.demo.simulator import SimulatorThread
+from tests.conftest import Backend
 from tests.e2e.harness import REPO, Hub, free_port, ketenhub
 from tests.e2e.harness import world as make_world
 
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[dict[str, str], SimulatorThread]]:
-    with make_world(tmp_path) as made:
+def world(
+    tmp_path: Path, fresh_databases: Backend
+) -> Iterator[tuple[dict[str, str], SimulatorThread]]:
+    """A new, empty database on the run's backend (on SQLite, the world's own file)."""
+    url = None if fresh_databases.name == "sqlite" else fresh_databases.empty(tmp_path)
+    with make_world(tmp_path, database_url=url) as made:
         yield made.env, made.simulators
 
 
