@@ -4,7 +4,8 @@
 the machinery always runs), 600 s under ``make soak``. Meanwhile one source cycles
 through every failure CONTRACT.md 2 names (5xx, timeout, garbage, wrong shape,
 unasked values, slowness), another process holds the database's write lock for a
-while (``BEGIN EXCLUSIVE``), and the hub is SIGKILLed and restarted once. At the end:
+while (SQLite's ``BEGIN EXCLUSIVE``, PostgreSQL's EXCLUSIVE table locks: on the run's
+backend, tests/conftest.py), and the hub is SIGKILLed and restarted once. At the end:
 
 - every answer that named an ``audit_seq`` has that record, with the same decision
   and ``disclosure_id`` (CONTRACT.md 3: nothing disclosed that is not in the log);
@@ -33,10 +34,12 @@ from typing import Any
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from hub.demo.simulator import Faults
 from tests.builders import make_insz
+from tests.conftest import Backend, connect
 from tests.e2e.harness import Hub, World, bearer
 from tests.e2e.harness import world as make_world
 
@@ -53,8 +56,10 @@ LOCK_HOLD_S = 1.5
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with make_world(tmp_path, timeouts={FAULTY: FAULT_TIMEOUT_S}) as made:
+def world(tmp_path: Path, fresh_databases: Backend) -> Iterator[World]:
+    """A new, empty database on the run's backend (on SQLite, the world's own file)."""
+    url = None if fresh_databases.name == "sqlite" else fresh_databases.empty(tmp_path)
+    with make_world(tmp_path, timeouts={FAULTY: FAULT_TIMEOUT_S}, database_url=url) as made:
         yield made
 
 
@@ -387,31 +392,40 @@ async def inject_source_faults(world: World, until: float) -> None:
     faults.clear()
 
 
-def hold_database_lock(database: Path) -> bool:
-    """Another process's writer: ``BEGIN EXCLUSIVE`` held for ``LOCK_HOLD_S``.
+def hold_database_lock(url: str) -> bool:
+    """Another process's writer, holding what every write needs for ``LOCK_HOLD_S``:
+    SQLite's ``BEGIN EXCLUSIVE``, or PostgreSQL's EXCLUSIVE table locks (readers go on).
 
     False when the hub's writers kept it from getting the lock at all (a busy hub's
     group commits follow each other closely): a missed fault, not a failure.
     """
-    connection = sqlite3.connect(database, timeout=5, isolation_level=None)
-    try:
-        connection.execute("BEGIN EXCLUSIVE")
-    except sqlite3.OperationalError:
-        connection.close()
-        return False
-    try:
-        time.sleep(LOCK_HOLD_S)
-        connection.execute("ROLLBACK")
-    finally:
-        connection.close()
+    refused: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.Error)
+    with connect(url) as connection:
+        try:
+            if url.startswith("sqlite"):
+                connection.isolation_level = None
+                connection.execute("BEGIN EXCLUSIVE")
+            else:
+                connection.execute("SET lock_timeout = '5s'")
+                connection.execute(f"LOCK TABLE {LOCKED_TABLES} IN EXCLUSIVE MODE")
+        except refused:
+            connection.rollback()
+            return False
+        try:
+            time.sleep(LOCK_HOLD_S)
+        finally:
+            connection.rollback()
     return True
+
+
+LOCKED_TABLES = "audit_head, audit_events, consents, clients, idempotency, assertion_jtis"
 
 
 async def lock_database(world: World, tally: Tally, until: float) -> None:
     period = max(4.0, SECONDS / 20)
     await asyncio.sleep(period / 2)
     while time.monotonic() + LOCK_HOLD_S < until:
-        if await asyncio.to_thread(hold_database_lock, world.database):
+        if await asyncio.to_thread(hold_database_lock, world.database_url):
             tally.locks += 1
         else:
             tally.lock_misses += 1
