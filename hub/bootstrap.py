@@ -112,9 +112,12 @@ async def build(
                 settings.key_dir, production=settings.production, may_create=fresh, clock=clock
             )
         if masters is None:
-            # A new master key only while no data key is wrapped under one.
+            # A new master key only while no data key is wrapped under one, and never in
+            # production, where `ketenhub keys init` makes it with the other keys.
             wrapped = await db.read(lambda uow: uow.participant_keys.count_by_master())
-            masters = MasterKeyRing.load_or_create(settings.key_dir, may_create=not wrapped)
+            masters = MasterKeyRing.load_or_create(
+                settings.key_dir, may_create=not wrapped and not settings.production
+            )
     except BaseException:
         await db.dispose()
         raise

@@ -35,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("init")
 def keys_init() -> None:
     """Make the key directory's keys, deliberately: the only keys production accepts."""
+    from hub.auth.datakeys import MasterKeyRing  # noqa: PLC0415
     from hub.auth.production import source_tree_holding  # noqa: PLC0415
     from hub.auth.rotation import init_keys  # noqa: PLC0415
     from hub.clock import SystemClock  # noqa: PLC0415
@@ -47,7 +48,11 @@ def keys_init() -> None:
                 f"KETENHUB_ENV=production: the key directory {settings.key_dir} lies inside "
                 f"the source tree or repository {inside}; keys never come from a repository."
             )
-    _print(_run(lambda: init_keys(settings.key_dir, now=SystemClock().now())))
+    change = _run(lambda: init_keys(settings.key_dir, now=SystemClock().now()))
+    # The master key of per-participant data keys belongs to the same deliberate act:
+    # a production hub never makes one on the fly (hub.bootstrap).
+    _run(lambda: MasterKeyRing.load_or_create(settings.key_dir))
+    _print(change)
 
 
 @keys_app.command("rotate")

@@ -44,7 +44,9 @@ def _open(settings: Settings) -> tuple[SqlDatabase, MasterKeyRing]:
 
     try:
         held = asyncio.run(wrapped())
-        return db, MasterKeyRing.load_or_create(settings.key_dir, may_create=not held)
+        return db, MasterKeyRing.load_or_create(
+            settings.key_dir, may_create=not held and not settings.production
+        )
     except HubError as exc:
         asyncio.run(db.dispose())
         raise fail(exc.detail) from None

@@ -21,7 +21,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hub.auth.datakeys import MasterKeyRing
 from hub.auth.production import check_key_dir
 from hub.settings import Settings
 from tests.deploy.tools import DEPLOY, REPO, VENV_BIN, tool
@@ -261,7 +260,7 @@ def layout_script(docs: list[dict[str, Any]]) -> str:
 
 @pytest.fixture
 def key_secret(tmp_path: Path) -> Path:
-    """A key directory as `ketenhub keys init` and a first master key make it, then
+    """A key directory as `ketenhub keys init` makes it (master key included), then
     seen the way a Secret volume shows it (files 0440)."""
     made = tmp_path / "made-keys"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KETENHUB_")}
@@ -275,7 +274,7 @@ def key_secret(tmp_path: Path) -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    MasterKeyRing.load_or_create(made)
+    assert (made / "master-keys.json").is_file()
     mounted = tmp_path / "secret"
     mounted.mkdir()
     for path in made.iterdir():
@@ -340,7 +339,7 @@ def test_layout_refuses_a_key_secret_without_master_keys(tmp_path: Path, key_sec
     done, key_dir, _ = run_layout(layout_script(docs), tmp_path, key_secret, policy["data"])
     assert done.returncode == 2
     assert "master-keys.json" in done.stderr
-    assert "ketenhub keys rotate-master" in done.stderr
+    assert "ketenhub keys init" in done.stderr
     assert not key_dir.exists()
 
 

@@ -116,6 +116,17 @@ def test_production_refuses_incomplete_settings(
     refused(serve(env), "KETENHUB_ENV=production", problem)
 
 
+def test_production_never_makes_a_master_key_on_the_fly(
+    production: dict[str, str], settings: Settings
+) -> None:
+    ketenhub(production, "keys", "init")
+    for made in settings.key_dir.glob("master-*"):
+        made.unlink()
+    refused(serve(production), "master-keys.json")
+    refused(ketenhub(production, "keys", "rotate-master"), "master-keys.json")
+    assert not list(settings.key_dir.glob("master-*"))
+
+
 def test_the_demo_refuses_production(production: dict[str, str], settings: Settings) -> None:
     refused(ketenhub(production, "demo", "--port", "0"), "refuses KETENHUB_ENV=production")
     assert not settings.key_dir.exists()
@@ -127,6 +138,7 @@ def test_keys_made_by_keys_init_serve_in_production(
     made = ketenhub(production, "keys", "init")
     assert made.returncode == 0, made.stderr
     assert ketenhub(production, "keys", "init").returncode == 2  # never twice
+    assert (settings.key_dir / "master-keys.json").is_file()  # data keys' master, made too
 
     hub = Hub.start(production, tmp_path / "hub.log")
     try:
