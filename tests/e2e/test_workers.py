@@ -150,18 +150,7 @@ def fire(hub_bases: tuple[str, ...], plan: Plan, master_pid: int | None) -> Load
     return Load(seen, served, time.monotonic() - began - 3.0)
 
 
-def migrated(world: World) -> None:
-    """``ketenhub db upgrade`` once, before commands that would each migrate at once.
-
-    (Two processes migrating a new PostgreSQL database at the same moment collide on
-    ``CREATE TABLE alembic_version``: see docs/scale-out.md, failure modes.)
-    """
-    done = ketenhub(world.env, "db", "upgrade")
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def test_four_workers_keep_one_valid_audit_log(world: World, tmp_path: Path) -> None:
-    migrated(world)
     gtb, officer = world.clients(("gtb", "exchange consent:write"), ("hub", "audit:read"))
     open_people, groups, strangers = people(world)
     hub = Hub.start(world.env, tmp_path / "hub.log", workers=WORKERS)
@@ -272,7 +261,6 @@ def pair(
     """Two separate ``ketenhub serve`` (one worker each) on two ports, one database."""
     url = cluster.create_database("pair")
     shared = replace(world, env={**world.env, "KETENHUB_DATABASE_URL": url})
-    migrated(shared)
     logs = tmp_path_factory.mktemp("pair")
     first = Hub.start(shared.env, logs / "a.log")
     try:
