@@ -34,13 +34,16 @@ def require(scope: Scope | None) -> Callable[[Request], Awaitable[Principal]]:
     async def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
-            raise UnauthenticatedError("invalid-token", "A Bearer access token is required.")
         hub: Container = request.app.state.container
+        if kind.lower() != "bearer" or not token.strip():
+            # RFC 6750 3.1: a request without a token is refused as invalid_request.
+            hub.metrics.token_refused("bearer", "invalid_request")
+            raise UnauthenticatedError("invalid-token", "A Bearer access token is required.")
         found = hub.verifier.verify(token.strip(), hub.clock.now())
         # Before the scope and before any work: a refused call changes nothing.
         count(hub.rate_limiter, found)
         if scope is not None and scope not in found.scopes:
+            hub.metrics.token_refused("bearer", "insufficient_scope")
             raise ForbiddenError("insufficient-scope", f"This needs the '{scope}' scope.")
         return found
 

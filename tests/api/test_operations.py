@@ -196,6 +196,17 @@ async def test_metrics_count_requests_decisions_sources_audit_and_token_errors(
     assert "nobody" not in text
 
 
+async def test_metrics_count_calls_without_a_token_or_without_the_scope(hub: Hub) -> None:
+    assert (await hub.http.get("/v1/catalogue")).status_code == 401
+    narrow = await hub.http.get("/v1/audit/events", headers=hub.auth("gtb", "exchange"))
+    assert narrow.status_code == 403
+
+    _, samples = await scrape(hub)
+    errors = "ketenhub_token_errors_total"
+    assert value(samples, errors, endpoint="bearer", error="invalid_request") == 1
+    assert value(samples, errors, endpoint="bearer", error="insufficient_scope") == 1
+
+
 async def test_an_unknown_path_is_counted_without_its_path(hub: Hub) -> None:
     person = hub.person("vdab")
     response = await hub.http.get(f"/participants/{person}")
