@@ -36,17 +36,13 @@ opaque ``ValueError`` (as pyca/cryptography's ``InvalidTag``).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +51,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hub.auth.keyfiles import create_file, exclusive, replace_file
 from hub.domain.errors import ServiceUnavailableError
 from hub.ports import WrappedDataKey
 
@@ -65,7 +62,6 @@ NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
 _ID_LABEL: Final = b"ketenhub master key id"
 _MASTER_ID = re.compile(r"[0-9a-f]{32}")
-_LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 class MasterKeyError(ServiceUnavailableError):
@@ -164,8 +160,8 @@ class MasterKeyRing:
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = secrets.token_bytes(KEY_BYTES)
         ident = master_id(secret)
-        _create_file(key_dir / f"master-{ident}.key", secret)
-        if not _create_file(key_dir / INDEX_FILE, _index_bytes(ident, [ident])):
+        create_file(key_dir / f"master-{ident}.key", secret)
+        if not create_file(key_dir / INDEX_FILE, _index_bytes(ident, [ident])):
             # Another worker finished first: its key is the one, ours never served.
             (key_dir / f"master-{ident}.key").unlink(missing_ok=True)
 
@@ -214,13 +210,13 @@ class MasterKeyRing:
     def rotate(self) -> str:
         """Make a new master key the active one; the old ones stay. Returns its id."""
         directory = self._require_directory()
-        with _index_lock(directory):
+        with exclusive(directory / LOCK_FILE):
             current = _read(directory)
             secret = secrets.token_bytes(KEY_BYTES)
             ident = master_id(secret)
-            _create_file(directory / f"master-{ident}.key", secret)
+            create_file(directory / f"master-{ident}.key", secret)
             keys = [*current.keys, ident]
-            _replace_file(directory / INDEX_FILE, _index_bytes(ident, keys))
+            replace_file(directory / INDEX_FILE, _index_bytes(ident, keys))
         self.reload()
         return ident
 
@@ -231,12 +227,12 @@ class MasterKeyRing:
         (``ParticipantKeyRepository.count_by_master``).
         """
         directory = self._require_directory()
-        with _index_lock(directory):
+        with exclusive(directory / LOCK_FILE):
             current = _read(directory)
             gone = [k for k in current.keys if k in unused and k != current.active]
             if gone:
                 keys = [k for k in current.keys if k not in gone]
-                _replace_file(directory / INDEX_FILE, _index_bytes(current.active, keys))
+                replace_file(directory / INDEX_FILE, _index_bytes(current.active, keys))
                 for ident in gone:
                     (directory / f"master-{ident}.key").unlink(missing_ok=True)
         self.reload()
@@ -332,66 +328,3 @@ def _read(directory: Path) -> _Loaded:
             raise MasterKeyError(f"{name} does not hold the key its name says")
         keys[ident] = AESGCM(secret)
     return _Loaded(active, keys, signature)
-
-
-@contextlib.contextmanager
-def _index_lock(directory: Path) -> Iterator[None]:
-    """One writer of the index at a time, across processes (two rotations at once)."""
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _write_aside(directory: Path, data: bytes) -> str:
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".creating-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return temporary
-
-
-def _create_file(path: Path, data: bytes) -> bool:
-    """Create ``path`` (0600) holding ``data``, whole; False if the name is taken."""
-    temporary = _write_aside(path.parent, data)
-    try:
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-        except OSError as error:
-            if error.errno not in _LINK_UNSUPPORTED:
-                raise
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except FileExistsError:
-        return False
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    _sync_directory(path.parent)
-    return True
-
-
-def _replace_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically: readers see the old index or the new one, whole."""
-    temporary = _write_aside(path.parent, data)
-    try:
-        Path(temporary).replace(path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

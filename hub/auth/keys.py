@@ -50,13 +50,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hub.auth.keyfiles import create_file
 from hub.auth.keyindex import (
     INDEX_FILE,
     KeyIndex,
     KeyRingError,
     Origin,
     RetiredKey,
-    create_file,
     read_index,
 )
 from hub.auth.production import check_key_dir

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hub.auth.keyfiles import replace_file
 from hub.auth.keyindex import (
     INDEX_FILE,
     KeyIndex,
@@ -41,7 +42,6 @@ from hub.auth.keyindex import (
     RetiredKey,
     index_lock,
     read_index,
-    replace_file,
 )
 from hub.auth.keys import (
     RELOAD_EVERY_S,
