@@ -233,6 +233,10 @@ class AuditRepository(Protocol):
     def tags_after(self, seq: int) -> Sequence[tuple[int, str, str | None]]:
         """``(seq, hash, tag)`` of every record after ``seq``, in order."""
 
+    def legacy_through(self) -> int:
+        """The seq the legacy prefix reaches: records 1 to it were written before record
+        tags existed (migration 0005); 0 when there is none."""
+
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Keep a signed checkpoint; one for a seq that has one already is dropped."""
 

@@ -63,6 +63,11 @@ class SqlAudit:
             )
         ]
 
+    def legacy_through(self) -> int:
+        # No row: a database not yet at 0005 has no record of its prefix, so none is excused.
+        row = self._sql.row("SELECT untagged_through FROM audit_legacy WHERE id = 1")
+        return 0 if row is None or row[0] is None else max(0, int(row[0]))
+
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         # Workers that stop together may sign the same head: the first one stays.
         self._sql.run(

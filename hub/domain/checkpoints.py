@@ -16,6 +16,13 @@ and also catch a log cut short together with its newest checkpoints.
 The records after the newest checkpoint are covered by their ``tag``: an HMAC of the
 record's hash under a hub key, written with the record. A record someone appended
 with a well-made hash but without the key has no valid tag.
+
+Records written before tags existed (migration 0003) have none: the *legacy prefix*,
+records 1 to ``legacy_through`` (recorded once by migration 0005). Their missing tag
+is excused only while no checkpoint holds (every checkpoint the hub signs lies at or
+above the prefix, so once one holds, the prefix is below it and nothing is excused),
+and only for an unbroken run of untagged records from seq 1: an untagged record after
+a tagged one is never legacy, whatever ``legacy_through`` says.
 """
 
 from __future__ import annotations
@@ -118,17 +125,56 @@ TagRow = tuple[int, str, str | None]
 
 
 def hold_tags(
-    report: ChainReport, records: Iterable[TagRow], tag: Callable[[str], str]
+    report: ChainReport,
+    records: Iterable[TagRow],
+    tag: Callable[[str], str],
+    *,
+    legacy_through: int = 0,
 ) -> ChainReport:
     """The report, made a failure at the first record whose tag is not the hub's.
 
     ``records`` are the ones after the newest confirmed checkpoint (the checkpoint
-    covers those before it); ``tag`` makes the hub's tag of a hash.
+    covers those before it); ``tag`` makes the hub's tag of a hash;
+    ``legacy_through`` is where the legacy prefix ends (``tag_fault``).
     """
     if not report.ok:
         return report
+    fault = tag_fault(records, tag, legacy_through=legacy_through)
+    if fault is None:
+        return report
+    seq, problem = fault
+    return replace(report, ok=False, first_bad_seq=seq, problem=problem)
+
+
+def tag_fault(
+    records: Iterable[TagRow], tag: Callable[[str], str], *, legacy_through: int = 0
+) -> tuple[int, str] | None:
+    """The first record of ``records`` whose tag is not the hub's, and why; None if none.
+
+    A missing tag is excused for record ``seq`` only when ``seq <= legacy_through`` and
+    the records before it in ``records`` are seqs 1 to ``seq - 1``, all untagged: the
+    legacy prefix starts the log. ``records`` that start after a checkpoint (not at
+    seq 1) therefore excuse nothing, and neither does a tagged record before an
+    untagged one.
+    """
+    legacy = 1  # the seq the legacy prefix continues with; 0 once it has ended
     for seq, hash_, found in records:
+        if found is None and legacy and seq == legacy and seq <= legacy_through:
+            legacy += 1
+            continue
+        legacy = 0
         if found is None or not hmac.compare_digest(found, tag(hash_)):
-            problem = f"record {seq} does not carry the hub's tag: the hub did not write it"
-            return replace(report, ok=False, first_bad_seq=seq, problem=problem)
-    return report
+            return seq, f"record {seq} does not carry the hub's tag: the hub did not write it"
+    return None
+
+
+def legacy_prefix_left(report: ChainReport, legacy_through: int) -> int:
+    """The seq of the newest legacy record the verifier excused in ``report``, 0 if none.
+
+    ``report`` is the whole verification's (``hold_tags`` applied): while it holds and
+    no checkpoint did, records 1 to ``min(legacy_through, entries)`` were excused; a
+    checkpoint over that record closes the window (the hub signs one).
+    """
+    if not report.ok or report.checkpoint is not None:
+        return 0
+    return min(legacy_through, report.entries)

@@ -17,8 +17,11 @@ from hub.domain.checkpoints import (
     checkpoint_due,
     hold_against,
     hold_tags,
+    legacy_prefix_left,
     read_claims,
+    tag_fault,
 )
+from hub.domain.errors import ServiceUnavailableError
 from hub.domain.exchange import Outcome
 from hub.domain.ids import Insz, PartnerId, Purpose
 from hub.domain.moments import format_timestamp
@@ -47,10 +50,45 @@ class AuditTrail:
         return record
 
     def checkpoint_head(self, uow: UnitOfWork) -> Checkpoint | None:
-        """Sign the newest record unless a checkpoint names it already (the hub stops)."""
+        """Sign the newest record unless a checkpoint names it already, whoever wrote
+        the records since the last one (tools that write a log apart from the hub; the
+        hub itself signs with ``checkpoint_own_head``)."""
         seq, head = uow.audit.head()
         latest = uow.audit.latest_checkpoint()
         if seq == 0 or (latest is not None and latest.seq >= seq):
+            return None
+        checkpoint = self._sign(seq, head)
+        uow.audit.add_checkpoint(checkpoint)
+        return checkpoint
+
+    def checkpoint_own_head(self, uow: UnitOfWork) -> Checkpoint | None:
+        """``checkpoint_head`` (the hub stops), but only when every record since the
+        newest checkpoint carries the hub's tag or is excused legacy (``tag_fault``).
+
+        A checkpoint vouches for everything below it and ends the legacy prefix's
+        excuse: signed over a record someone else appended, it would hide that record
+        for good. So a fault is logged and nothing is signed; ``verify`` reports it.
+        """
+        seq, _head = uow.audit.head()
+        latest = uow.audit.latest_checkpoint()
+        if seq == 0 or (latest is not None and latest.seq >= seq):
+            return None
+        after = 0 if latest is None else latest.seq
+        fault = tag_fault(
+            uow.audit.tags_after(after), self.tag, legacy_through=uow.audit.legacy_through()
+        )
+        if fault is not None:
+            log.error("audit_checkpoint_refused", first_bad_seq=fault[0], problem=fault[1])
+            return None
+        return self.checkpoint_head(uow)
+
+    def checkpoint_legacy(self, uow: UnitOfWork, seq: int, head: str) -> Checkpoint | None:
+        """Sign record ``seq``, the end of a legacy prefix a verification just excused,
+        unless a checkpoint at or above it exists or the record is no longer ``head``."""
+        latest = uow.audit.latest_checkpoint()
+        if latest is not None and latest.seq >= seq:
+            return None
+        if uow.audit.hash_at(seq) != head:
             return None
         checkpoint = self._sign(seq, head)
         uow.audit.add_checkpoint(checkpoint)
@@ -110,11 +148,29 @@ class AuditService:
         return Page(items, encode_cursor(str(items[-1].seq)) if more and items else None)
 
     async def verify(self) -> ChainReport:
-        return await verify_log(self._db, self._keys)
+        """``verify_log``; when it passed by excusing a legacy prefix (records from
+        before migration 0003), the hub then signs a checkpoint over that prefix, so that
+        from now on nothing is excused (``hub.domain.checkpoints``). Signing only after
+        the whole log verified is what keeps this from blessing someone else's records.
+        """
+        report, legacy = await _verified(self._db, self._keys, ())
+        if legacy is not None:
+            try:
+                signed = await self._db.write(
+                    lambda uow: self._trail.checkpoint_legacy(uow, *legacy)
+                )
+            except ServiceUnavailableError:
+                # The answer stands; the next verification or the stop signs it.
+                log.warning("audit_legacy_checkpoint_not_signed", seq=legacy[0])
+            else:
+                if signed is not None:
+                    log.info("audit_checkpoint", seq=signed.seq, head=signed.head, legacy=True)
+        return report
 
     async def checkpoint(self) -> Checkpoint | None:
-        """Sign the newest record (the hub stops: CONTRACT.md 4)."""
-        signed = await self._db.write(self._trail.checkpoint_head)
+        """Sign the newest record when every record since the newest checkpoint is the
+        hub's (the hub stops: CONTRACT.md 4)."""
+        signed = await self._db.write(self._trail.checkpoint_own_head)
         if signed is not None:
             log.info("audit_checkpoint", seq=signed.seq, head=signed.head)
         return signed
@@ -136,10 +192,20 @@ async def verify_log(
     db: Database, keys: KeyRing, anchors: Sequence[Checkpoint] = ()
 ) -> ChainReport:
     """The whole log: the chain, held against the newest stored checkpoint and against
-    ``anchors``, checkpoints kept elsewhere (``read_checkpoint``). Also used offline by
-    the CLI."""
+    ``anchors``, checkpoints kept elsewhere (``read_checkpoint``), and the tags of the
+    records after the newest checkpoint that holds (a legacy prefix excused while none
+    does: ``hub.domain.checkpoints.tag_fault``). Also used offline by the CLI."""
+    report, _legacy = await _verified(db, keys, anchors)
+    return report
 
-    def check(uow: UnitOfWork) -> ChainReport:
+
+async def _verified(
+    db: Database, keys: KeyRing, anchors: Sequence[Checkpoint]
+) -> tuple[ChainReport, tuple[int, str] | None]:
+    """``verify_log``'s report, and the seq and hash of the last legacy record it
+    excused (None when it excused none)."""
+
+    def check(uow: UnitOfWork) -> tuple[ChainReport, tuple[int, str] | None]:
         # The checkpoint first: one read now names a record the log already held.
         stored = uow.audit.latest_checkpoint()
         report = uow.audit.verify()
@@ -149,6 +215,15 @@ async def verify_log(
             held.append(Anchor(found, stored.seq, uow.audit.hash_at(stored.seq)))
         report = hold_against(report, held)
         after = 0 if report.checkpoint is None else report.checkpoint.seq
-        return hold_tags(report, uow.audit.tags_after(after), lambda h: record_tag(keys, h))
+        legacy_through = uow.audit.legacy_through()
+        report = hold_tags(
+            report,
+            uow.audit.tags_after(after),
+            lambda h: record_tag(keys, h),
+            legacy_through=legacy_through,
+        )
+        last = legacy_prefix_left(report, legacy_through)
+        last_hash = uow.audit.hash_at(last) if last else None
+        return report, None if last_hash is None else (last, last_hash)
 
     return await db.scan(check)

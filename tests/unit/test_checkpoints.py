@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hub.domain.audit import ChainReport
@@ -13,7 +15,9 @@ from hub.domain.checkpoints import (
     checkpoint_due,
     hold_against,
     hold_tags,
+    legacy_prefix_left,
     read_claims,
+    tag_fault,
 )
 
 HEAD = "a" * 64
@@ -103,3 +107,75 @@ def test_records_after_the_checkpoint_must_carry_the_hubs_tag() -> None:
         assert not report.ok
         assert report.first_bad_seq == 203
         assert report.problem == "record 203 does not carry the hub's tag: the hub did not write it"
+
+
+def _upper(record_hash: str) -> str:
+    return record_hash.upper()
+
+
+LEGACY = [(1, "1" * 64, None), (2, "2" * 64, None), (3, "3" * 64, None)]
+"""Records written before tags existed (migration 0003): the legacy prefix, 1 to 3."""
+TAGGED = [(4, "e" * 64, "E" * 64), (5, "f" * 64, "F" * 64)]
+
+
+def test_an_untagged_prefix_the_migration_recorded_is_excused() -> None:
+    """Upgrade from before 0003 -> the log verifies (no false tamper alarm)."""
+    assert tag_fault([*LEGACY, *TAGGED], _upper, legacy_through=3) is None
+    assert hold_tags(INTACT, [*LEGACY, *TAGGED], _upper, legacy_through=3) == INTACT
+
+
+def test_without_a_recorded_prefix_untagged_records_are_not_excused() -> None:
+    assert tag_fault(LEGACY, _upper) == (
+        1,
+        "record 1 does not carry the hub's tag: the hub did not write it",
+    )
+
+
+def test_an_untagged_record_after_the_prefix_is_still_foreign() -> None:
+    """Someone appends a well-made record without the key after the upgrade -> detected."""
+    forged = (6, "6" * 64, None)
+    assert tag_fault([*LEGACY, *TAGGED, forged], _upper, legacy_through=3) == (
+        6,
+        "record 6 does not carry the hub's tag: the hub did not write it",
+    )
+
+
+def test_raising_the_marker_over_tagged_records_excuses_nothing_after_them() -> None:
+    """An attacker raises the marker to cover a record appended after tagged ones ->
+    detected: an untagged record after a tagged one is never legacy."""
+    forged = (6, "6" * 64, None)
+    fault = tag_fault([*LEGACY, *TAGGED, forged], _upper, legacy_through=6)
+    assert fault is not None
+    assert fault[0] == 6
+
+
+def test_an_untagged_record_after_a_tagged_one_inside_the_marker_is_foreign() -> None:
+    records = [LEGACY[0], (2, "2" * 64, "2" * 64), LEGACY[2]]
+    fault = tag_fault(records, _upper, legacy_through=3)
+    assert fault is not None
+    assert fault[0] == 3
+
+
+def test_a_wrong_tag_inside_the_prefix_is_not_excused() -> None:
+    records = [LEGACY[0], (2, "2" * 64, "0" * 64), LEGACY[2]]
+    fault = tag_fault(records, _upper, legacy_through=3)
+    assert fault is not None
+    assert fault[0] == 2
+
+
+def test_after_a_checkpoint_nothing_is_excused_whatever_the_marker() -> None:
+    """Once a checkpoint holds, the records checked start after it: an untagged record
+    there is foreign even with the marker raised over it."""
+    assert tag_fault([(4, "4" * 64, None)], _upper, legacy_through=10) == (
+        4,
+        "record 4 does not carry the hub's tag: the hub did not write it",
+    )
+
+
+def test_the_prefix_to_close_is_what_was_excused_while_no_checkpoint_held() -> None:
+    intact = ChainReport(ok=True, entries=5, head=HEAD)
+    assert legacy_prefix_left(intact, 3) == 3
+    assert legacy_prefix_left(intact, 0) == 0
+    assert legacy_prefix_left(intact, 9) == 5
+    assert legacy_prefix_left(replace(intact, checkpoint=a_checkpoint(5)), 3) == 0
+    assert legacy_prefix_left(replace(intact, ok=False, first_bad_seq=2, problem="x"), 3) == 0
