@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.tools import DEPLOY, REPO, VENV_BIN, tool
+from tests.deploy.tools import DEPLOY, REPO, assert_ketenhub_takes, tool
 
 HUBS = ("hub-1", "hub-2")
 KETENHUB_SERVICES = ("setup", *HUBS, "simulators")
@@ -127,19 +127,7 @@ def test_every_ketenhub_command_the_stack_runs_exists() -> None:
     commands += [c.split() for c in re.findall(r"ketenhub ([a-z ]+[a-z])", setup_script)]
     assert len(commands) >= 5
     for args in commands:
-        subcommand = [a for a in args if not a.startswith("-")][:2]
-        if subcommand[0] in {"serve", "simulate"}:
-            subcommand = subcommand[:1]
-        done = subprocess.run(
-            [str(VENV_BIN / "ketenhub"), *subcommand, "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, f"ketenhub {' '.join(subcommand)}: {done.stderr}"
-        for option in (a for a in args if a.startswith("--")):
-            assert option in done.stdout, f"ketenhub {' '.join(subcommand)} has no {option}"
+        assert_ketenhub_takes(args, where=f"ketenhub {' '.join(args)}")
 
 
 def test_the_containers_are_read_only_and_without_capabilities(stack: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub.settings import Settings
-from tests.deploy.tools import DEPLOY, VENV_BIN, tool
+from tests.deploy.tools import DEPLOY, VENV_BIN, assert_ketenhub_takes, tool
 
 UNIT = DEPLOY / "systemd" / "ketenhub.service"
 ENV_EXAMPLE = DEPLOY / "ketenhub.env.example"
@@ -103,19 +103,7 @@ def test_every_command_of_the_unit_is_a_real_ketenhub_command() -> None:
         variables = set(re.findall(r"\$\{(\w+)\}", command))
         assert variables <= set(env), variables - set(env)
         args = re.sub(r"\$\{(\w+)\}", lambda m: env[m[1]], command).split()[1:]
-        subcommand = [a for a in args if not a.startswith("-")][:2]
-        if subcommand[0] == "serve":
-            subcommand = subcommand[:1]
-        done = subprocess.run(
-            [str(VENV_BIN / "ketenhub"), *subcommand, "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, f"{command}: {done.stderr}"
-        for option in (a for a in args if a.startswith("--")):
-            assert option in done.stdout, f"{command}: no {option}"
+        assert_ketenhub_takes(args, where=command)
 
 
 def test_the_env_example_is_a_valid_production_configuration(tmp_path: Path) -> None:

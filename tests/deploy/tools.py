@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,3 +41,24 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is missing: {INSTALL_HINT.get(name, 'install it')}", pytrace=False)
     return found
+
+
+def assert_ketenhub_takes(args: list[str], *, where: str) -> None:
+    """A ``ketenhub`` command line a deployment runs names a real command and options.
+
+    ``args`` is the line after ``ketenhub``; its first one or two words that are not
+    options name the command (one for ``serve`` and ``simulate``, which take no group).
+    """
+    subcommand = [a for a in args if not a.startswith("-")][:2]
+    if subcommand[0] in {"serve", "simulate"}:
+        subcommand = subcommand[:1]
+    done = subprocess.run(
+        [str(VENV_BIN / "ketenhub"), *subcommand, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"{where}: {done.stderr}"
+    for option in (a for a in args if a.startswith("--")):
+        assert option in done.stdout, f"{where}: no {option}"
