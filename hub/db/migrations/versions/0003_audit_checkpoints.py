@@ -3,8 +3,9 @@ by anyone but the hub, are detected.
 
 One row per checkpoint: the seq and hash of the record it was signed for, when, and
 the compact JWS the hub signed. Each record gets a ``tag``, an HMAC of its hash under
-a hub key (``hub.domain.checkpoints``). Logs written before this revision have no
-checkpoint until the hub appends its next hundredth record or stops.
+a hub key (``hub.domain.checkpoints``). Records written before this revision have no
+tag and no checkpoint: revision 0005 records them as the legacy prefix, whose missing
+tag the verifier excuses until a checkpoint over it holds.
 
 Revision ID: 0003
 Revises: 0002
