@@ -315,7 +315,13 @@ class SqlDatabase:
         try:
             try:
                 sql = Sql(connection, self._dialect)
-                sql.run(_GROUP_TIMEOUTS, {"wait": str(max(1, self._busy_timeout_ms))})
+                sql.run(
+                    _GROUP_TIMEOUTS,
+                    {
+                        "wait": str(max(1, self._busy_timeout_ms)),
+                        "idle": str(max(MIN_IDLE_IN_GROUP_MS, self._busy_timeout_ms)),
+                    },
+                )
                 sql.run(_LOCK_HEAD_FIRST)
                 _run_group(sql, group)
                 connection.commit()
@@ -343,7 +349,7 @@ class SqlDatabase:
 
 _GROUP_TIMEOUTS = (
     "SELECT set_config('lock_timeout', :wait, true), "
-    "set_config('idle_in_transaction_session_timeout', :wait, true)"
+    "set_config('idle_in_transaction_session_timeout', :idle, true)"
 )
 """For this group's transaction only, the ``busy_timeout`` SQLite writers have, both ways.
 
@@ -351,9 +357,14 @@ _GROUP_TIMEOUTS = (
 ``503`` (PostgreSQL would wait for ever). ``idle_in_transaction_session_timeout``: a
 worker that stops in the middle of its group while holding the audit head (frozen,
 paused, its host gone: nothing PostgreSQL would notice for hours) loses its session
-after that long, its group is undone, and the other workers go on. A worker that runs
-does a job's Python work between two statements in well under a millisecond.
+after that long (but never under ``MIN_IDLE_IN_GROUP_MS``), its group is undone, and
+the other workers go on. A worker that runs does a job's Python work between two
+statements in well under a millisecond, unless its machine is starved of CPU.
 """
+MIN_IDLE_IN_GROUP_MS = 2000
+"""A worker descheduled for a moment on a loaded machine (its thread waiting for the
+GIL or a core) is not a frozen one: a busy timeout set lower than this (tests use
+0.2 s) must not cost a running group its session."""
 _LOCK_HEAD_FIRST = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"
 """PostgreSQL's ``BEGIN IMMEDIATE``: a group takes the audit head's row lock before any other.
 
