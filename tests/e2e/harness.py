@@ -201,7 +201,10 @@ class Hub:
         ready = 0
         while self.process.poll() is None and time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.base}/healthz", timeout=1)
+                # Only the hub's own answer counts: until the hub binds, whoever took the
+                # port meanwhile (a simulator on an ephemeral port) may answer 200 too.
+                if answer.status_code == 200 and "x-correlation-id" in answer.headers:
                     # With several workers, each must have started before load arrives.
                     ready += 1
                     if ready >= workers:
