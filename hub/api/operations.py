@@ -138,6 +138,8 @@ async def metrics(request: Request) -> Response:
 
 
 async def _database(hub: Container) -> str:
+    if hub.db.file_replaced():
+        return "failed"
     try:
         await asyncio.wait_for(hub.db.read(lambda uow: uow.audit.head()), READY_TIMEOUT_S)
     except (HubError, TimeoutError):

@@ -214,10 +214,29 @@ class SqlDatabase:
         self._reader: Any = None
         self._writer: Any = None
         self._closed = False
+        self._file = _sqlite_file(engine)
+        self._file_id: tuple[int, int] | None = None
 
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    def file_replaced(self) -> bool:
+        """Whether the SQLite file this hub writes to was removed or replaced meanwhile.
+
+        Connections opened before keep using the old file's inode, so without this
+        check commits would go on into a file nobody will ever open again. Always
+        False for PostgreSQL, and before the first write.
+        """
+        return (
+            self._file is not None
+            and self._file_id is not None
+            and _file_identity(self._file) != self._file_id
+        )
+
+    def _check_file(self) -> None:
+        if self.file_replaced():
+            raise sqlite3.OperationalError("the database file was removed or replaced")
 
     # -- reads ------------------------------------------------------------------
 
@@ -293,6 +312,8 @@ class SqlDatabase:
         if self._writer is None:
             self._writer = await self._in_thread(self._engine.raw_connection)
             self._writer.cursor().execute("PRAGMA busy_timeout=0")
+            if self._file is not None:
+                self._file_id = _file_identity(self._file)
         writer = self._writer
         try:
             try:
@@ -301,6 +322,7 @@ class SqlDatabase:
                 await self._in_thread(_begin_waiting, writer, self._busy_timeout_ms)
             try:
                 _run_group(Sql(writer, self._dialect), group)
+                self._check_file()  # one stat a group: a commit would be lost otherwise
                 await self._in_thread(writer.commit)
             except BaseException:
                 await self._in_thread(writer.rollback)
@@ -377,6 +399,21 @@ holds the head too, so no cycle can form. It serialises almost nothing new: grou
 different processes already queued on the head from their first append to their
 commit (docs/scale-out.md).
 """
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in {None, "", ":memory:"}:
+        return None
+    return Path(str(url.database))
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _begin_waiting(connection: Any, timeout_ms: int) -> None:

@@ -438,3 +438,24 @@ async def test_postgresql_going_away_is_503_for_everything_and_its_return_heals_
         after_restart = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
         assert after_restart.status_code == 200, after_restart.text
         assert (await hub.consent("gtb", person, OPEN)).status_code == 201
+
+
+@pytest.mark.sqlite_only("a database file removed under a running hub (PostgreSQL has no file)")
+async def test_a_database_file_removed_at_run_time_is_503_and_not_ready_never_a_lost_commit(
+    hub: Hub, settings: Settings
+) -> None:
+    person = hub.person("vdab")
+    first = await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN)
+    assert first.status_code == 200
+    db_file = Path(settings.database_url.removeprefix("sqlite:///"))
+    moved = db_file.with_name("moved-away.db")
+    db_file.rename(moved)  # noqa: ASYNC240 - as an operator's `rm` or a restore would
+
+    # Its open connections would go on writing into a file nobody opens again.
+    _assert_unavailable(await hub.exchange("gtb", participant=person, source="vdab", fields=OPEN))
+    ready = await hub.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "failed"
+    # The refused exchange committed nothing, there either: the hub's readers, still on
+    # the moved file, see the one record from before.
+    assert [event["seq"] for event in await _audit(hub)] == [1]
