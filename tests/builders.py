@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
+from typing import Any
+
+import jwt
 
 from consent.model import Consent
 from hub.domain.agreements import Agreement, CatalogueField, Partner, PolicySet, SourceConfig
@@ -146,3 +150,28 @@ def an_audit_entry(n: int = 1, **overrides: object) -> AuditEntry:
     }
     values.update(overrides)
     return AuditEntry(**values)  # type: ignore[arg-type]
+
+
+def an_assertion_form(
+    client_id: str,
+    key: Any,
+    *,
+    now: int,
+    audience: str = "http://hub.test/oauth/token",
+    kid: str = "k1",
+) -> dict[str, str]:
+    """A token request by ``private_key_jwt`` (RFC 7523 2.2): an ES256 assertion living
+    two minutes from ``now`` (epoch seconds), with a fresh ``jti``."""
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+    }
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid}),
+    }

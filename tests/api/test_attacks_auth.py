@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +26,7 @@ from hub.clock import FixedClock
 from hub.domain.ids import PartnerId
 from tests.api.conftest import NOW, Hub
 from tests.api.snapshot import snapshot
+from tests.builders import an_assertion_form
 from tests.fakes_auth import FakeAuthDatabase
 
 
@@ -174,24 +174,7 @@ async def test_an_unknown_client_costs_the_same_secret_comparison_as_a_known_one
 
 
 def _assertion(client_id: str, key: ec.EllipticCurvePrivateKey, now: int) -> dict[str, str]:
-    signed = jwt.encode(
-        {
-            "iss": client_id,
-            "sub": client_id,
-            "aud": "http://hub.test/oauth/token",
-            "iat": now,
-            "exp": now + 120,
-            "jti": str(uuid.uuid4()),
-        },
-        key,
-        algorithm="ES256",
-        headers={"kid": "k1"},
-    )
-    return {
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": signed,
-    }
+    return an_assertion_form(client_id, key, now=now)
 
 
 async def test_an_assertion_for_an_unknown_client_and_one_with_the_wrong_key_look_alike(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.domain.ids import PartnerId
 from tests.api.conftest import Hub
+from tests.builders import an_assertion_form
 
 
 async def test_client_secret_basic_and_post_give_a_working_token(hub: Hub) -> None:
@@ -76,24 +76,7 @@ async def test_private_key_jwt_with_a_registered_key_and_no_replay(hub: Hub) -> 
     )
     assert made.client_secret is None
     now = int(hub.clock.now().timestamp())
-    assertion = jwt.encode(
-        {
-            "iss": made.client_id,
-            "sub": made.client_id,
-            "aud": "http://hub.test/oauth/token",
-            "iat": now,
-            "exp": now + 120,
-            "jti": str(uuid.uuid4()),
-        },
-        key,
-        algorithm="ES256",
-        headers={"kid": "k1"},
-    )
-    form = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion,
-    }
+    form = an_assertion_form(made.client_id, key, now=now)
     first = await hub.http.post("/oauth/token", data=form)
     assert first.status_code == 200, first.text
     replay = await hub.http.post("/oauth/token", data=form)

@@ -31,7 +31,6 @@ import multiprocessing
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +46,7 @@ from hub.db import migrate
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.checkpoints import CHECKPOINT_EVERY, CHECKPOINT_TYP
 from hub.domain.errors import ServiceUnavailableError
-from tests.builders import NOW, a_consent, an_audit_entry, make_insz
+from tests.builders import NOW, a_consent, an_assertion_form, an_audit_entry, make_insz
 from tests.e2e.harness import Hub, World, bearer, ketenhub
 from tests.e2e.harness import world as make_world
 from tests.e2e.workers_load import CONSENTED_FIELD, Exchange, Plan, Revoke, Seen, run_client
@@ -339,25 +338,9 @@ def test_a_client_assertion_is_accepted_by_one_process_only(
     made = shared_client_with_jwks(shared, jwks_file)
 
     def assertion() -> dict[str, str]:
-        now = int(time.time())
-        signed = jwt.encode(
-            {
-                "iss": made,
-                "sub": made,
-                "aud": f"{PUBLIC_URL}/oauth/token",
-                "iat": now,
-                "exp": now + 120,
-                "jti": str(uuid.uuid4()),
-            },
-            key,
-            algorithm="ES256",
-            headers={"kid": "pair-1"},
+        return an_assertion_form(
+            made, key, now=int(time.time()), audience=f"{PUBLIC_URL}/oauth/token", kid="pair-1"
         )
-        return {
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": signed,
-        }
 
     async def race(forms: list[dict[str, str]]) -> list[list[httpx.Response]]:
         async with (

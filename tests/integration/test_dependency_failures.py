@@ -12,7 +12,6 @@ import contextlib
 import json
 import shutil
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from hub.domain.ids import PartnerId
 from hub.settings import Settings
 from tests.api.conftest import POLICIES, Hub
 from tests.api.conftest import serving as api_serving
+from tests.builders import an_assertion_form
 from tests.conftest import connect
 from tests.pgcluster import PgCluster, PgUnavailableError, pg_cluster, require_or_skip
 
@@ -148,20 +148,7 @@ async def _jwt_client(hub: Hub) -> tuple[str, ec.EllipticCurvePrivateKey]:
 
 
 def _assertion_form(hub: Hub, client_id: str, key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
-    now = int(hub.clock.now().timestamp())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": "http://hub.test/oauth/token",
-        "iat": now,
-        "exp": now + 120,
-        "jti": str(uuid.uuid4()),
-    }
-    return {
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"}),
-    }
+    return an_assertion_form(client_id, key, now=int(hub.clock.now().timestamp()))
 
 
 # -- the database locked by another writer -------------------------------------------
