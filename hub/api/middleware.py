@@ -78,7 +78,7 @@ class HubMiddleware:
             trace = tracecontext.Trace(self.new_trace_id())
         # Every log line of the request carries it (hub.logging's add_correlation_id).
         trace_token = tracecontext.CURRENT.set(trace)
-        status = [500]
+        status: list[int | None] = [None]  # set when the answer starts
         try:
             await self._serve(scope, receive, send, declared=declared, trace=trace, status=status)
         finally:
@@ -87,7 +87,7 @@ class HubMiddleware:
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
                 metrics.request_served(
-                    route, scope["method"], status[0], time.perf_counter() - started
+                    route, scope["method"], status[0] or 500, time.perf_counter() - started
                 )
 
     async def _serve(
@@ -98,7 +98,7 @@ class HubMiddleware:
         *,
         declared: int | None,
         trace: tracecontext.Trace,
-        status: list[int],
+        status: list[int | None],
     ) -> None:
         documentation = str(scope.get("path", "")).startswith(_DOCS)
         correlation = (CORRELATION_HEADER, trace.trace_id.encode())
@@ -119,7 +119,6 @@ class HubMiddleware:
             await _too_large(send_with_headers)
             return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -130,22 +129,16 @@ class HubMiddleware:
                     raise BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send_with_headers(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLargeError:
-            if not started:
+            if status[0] is None:
                 await _too_large(send_with_headers)
         except Exception as exc:  # noqa: BLE001 - the last line of defence answers, not crashes
             # Here rather than in Starlette's outermost error middleware, so that a 500
             # carries the same headers as every other answer (CONTRACT.md 5).
             log.error("unexpected_error", error_type=type(exc).__name__)  # noqa: TRY400 - no values
-            if not started:
+            if status[0] is None:
                 await _send_problem(
                     send_with_headers,
                     500,
