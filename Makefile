@@ -45,8 +45,8 @@ deps-test:
 deps-deploy:
 	@(for t in nginx docker-compose systemd-analyze openssl; do \
 		PATH="$$PATH:/usr/sbin:/sbin" command -v $$t >/dev/null || exit 1; done) || { \
-		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends \
-		nginx docker-compose systemd openssl; }
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends nginx docker-compose systemd openssl; }
 
 # Soak (tests/soak): 10 minutes of mixed load with faults injected; prints its figures.
 # `make test` runs the same test for 15 s.
