@@ -29,6 +29,7 @@ def _sections() -> list[tuple[str, str]]:
     """(module:function, what it measures); ``exchange`` also yields ``revocation``."""
     return [
         ("bench.exchange:run", "exchange throughput and latency, revocation under load"),
+        ("bench.breakdown:run", "where an exchange's CPU goes, in-process, against the proxy"),
         ("bench.decide:run", "decision speed against OPA and pycasbin"),
         ("bench.appends:run", "audit append against a bare insert"),
         ("bench.auditlog:run_verify", "audit verification of a 1M-entry log"),
@@ -44,6 +45,7 @@ def _load(target: str) -> Callable[..., Any]:
 
 _KEYS = {
     "bench.exchange:run": ("exchange", "revocation"),
+    "bench.breakdown:run": ("exchange_breakdown",),
     "bench.decide:run": ("decide",),
     "bench.appends:run": ("audit_append",),
     "bench.auditlog:run_verify": ("verify",),
