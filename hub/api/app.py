@@ -18,8 +18,15 @@ from hub.settings import Settings
 log = structlog.get_logger("hub")
 
 
-def create_app(settings: Settings, *, container: bootstrap.Container | None = None) -> FastAPI:
-    """The hub's ASGI app. With ``container`` (tests) it serves that; else it builds its own."""
+def create_app(
+    settings: Settings, *, container: bootstrap.Container | None = None, lean: bool = True
+) -> FastAPI:
+    """The hub's ASGI app. With ``container`` (tests) it serves that; else it builds its own.
+
+    ``lean``: ``POST /v1/exchange`` is served past FastAPI's per-request machinery
+    (``hub.api.fastpath``); ``False`` leaves every request to the framework, the
+    reference the lean route is tested against.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +62,8 @@ def create_app(settings: Settings, *, container: bootstrap.Container | None = No
     openapi.install(app)
     for module in (oauth, catalogue, exchange, consents, audit, operations):
         app.include_router(module.router)
-    app.add_middleware(HubMiddleware)
+    lean_routes = {("POST", "/v1/exchange"): exchange.lean_route()} if lean else {}
+    app.add_middleware(HubMiddleware, lean=lean_routes)
     return app
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.api.fastpath import LeanRoute
 from hub.api.problems import PROBLEM_JSON, generic_problem
 from hub.observability import tracecontext
 from hub.observability.metrics import UNMATCHED_ROUTE, PrometheusTelemetry
@@ -62,10 +63,14 @@ class HubMiddleware:
         app: ASGIApp,
         max_body: int = MAX_BODY_BYTES,
         new_trace_id: Callable[[], str] = tracecontext.new_trace_id,
+        lean: Mapping[tuple[str, str], LeanRoute] | None = None,
     ) -> None:
+        """``lean``: routes served past the framework, by exact method and path
+        (``hub.api.fastpath``); the framework (``app``) serves every other request."""
         self.app = app
         self.max_body = max_body
         self.new_trace_id = new_trace_id
+        self.lean = dict(lean or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,8 +134,16 @@ class HubMiddleware:
                     raise BodyTooLargeError
             return message
 
+        lean = (
+            self.lean.get((scope["method"], scope["path"]))
+            if self.lean and not scope.get("root_path")
+            else None
+        )
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            if lean is None:
+                await self.app(scope, limited_receive, send_with_headers)
+            else:
+                await lean(scope, limited_receive, send_with_headers, self.app)
         except BodyTooLargeError:
             if status[0] is None:
                 await _too_large(send_with_headers)

@@ -98,14 +98,15 @@ async def _invalid_json(request: Request) -> Response:
         try:
             await require(Scope(scopes[0]) if scopes else None)(request)
         except HubError as refused:
-            return await _answer(request, refused)
+            return await handled(request, refused)
     return problem_response(
         400, generic_problem(400, "invalid-json", "The request body is not valid JSON.")
     )
 
 
-async def _answer(request: Request, exc: HubError) -> Response:
-    """The app's own handler for ``exc`` (the most specific one, as Starlette picks it)."""
+async def handled(request: Request, exc: HubError) -> Response:
+    """The app's own answer to ``exc``: its most specific handler by the exception's MRO,
+    as Starlette's ``ExceptionMiddleware`` picks it (the hub registers none by status)."""
     handlers = request.app.exception_handlers
     handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), _hub_error)
     answer: Response = await handler(request, exc)

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from hub.api.answers import Disclosure
-from hub.api.deps import ContainerDep, check_identifiers, require
+from hub.api.deps import ContainerDep, check_identifiers, container, require
+from hub.api.fastpath import LeanRoute, buffer_body
 from hub.api.openapi import PROTECTED, answer, problems, secured
-from hub.api.problems import PROBLEM_JSON
+from hub.api.problems import PROBLEM_JSON, handled
 from hub.api.schemas import ExchangeBody
-from hub.domain.errors import InvalidInputError
+from hub.bootstrap import Container
+from hub.domain.errors import HubError, InvalidInputError
 from hub.domain.exchange import Actor, ExchangeRequest
 from hub.domain.ids import FieldName, Insz, PartnerId, Purpose, Role
 from hub.domain.principal import Principal, Scope
 
 router = APIRouter(prefix="/v1", tags=["exchange"])
 _OK = 200
+_MAX_KEY = 200
+_KEY_HEADER = "idempotency-key"
+_JSON = "application/json"
+_principal = require(Scope.EXCHANGE)
 
 
 @router.post(
@@ -53,9 +63,16 @@ _OK = 200
 async def exchange(
     body: ExchangeBody,
     hub: ContainerDep,
-    principal: Annotated[Principal, Depends(require(Scope.EXCHANGE))],
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    principal: Annotated[Principal, Depends(_principal)],
+    idempotency_key: Annotated[str | None, Header(max_length=_MAX_KEY)] = None,
 ) -> Response:
+    return await _answer(hub, principal, body, idempotency_key)
+
+
+async def _answer(
+    hub: Container, principal: Principal, body: ExchangeBody, idempotency_key: str | None
+) -> Response:
+    """The route's steps once the framework's parsing has passed (both paths run these)."""
     check_identifiers(
         body.fields,
         purpose=body.purpose,
@@ -80,3 +97,58 @@ async def exchange(
         media_type="application/json" if answer.status == _OK else PROBLEM_JSON,
         headers=headers,
     )
+
+
+def lean_route() -> LeanRoute:
+    """``POST /v1/exchange`` without FastAPI's per-request machinery (``hub.api.fastpath``).
+
+    Served here only when FastAPI would have parsed the request into the same values
+    without an error: a media type FastAPI reads as JSON (``application/json``, any
+    parameters), at most one meaningful ``Idempotency-Key`` (FastAPI takes the first)
+    within its length, and a body that ``ExchangeBody`` accepts. ``model_validate_json``
+    accepts a subset of what ``json.loads`` then ``model_validate`` accept, with the same
+    values (tests/api/test_exchange_route_equivalence.py), in one step: about 6 us less.
+    Anything else goes to the framework, which answers it as the route always has.
+    """
+    route = next(r for r in router.routes if getattr(r, "endpoint", None) is exchange)
+
+    async def serve(scope: AsgiScope, receive: Receive, send: Send, framework: ASGIApp) -> None:
+        headers = Headers(scope=scope)
+        key = headers.get(_KEY_HEADER)
+        media = headers.get("content-type")
+        if (
+            media is None
+            or media.partition(";")[0].strip().lower() != _JSON
+            or (key is not None and len(key) > _MAX_KEY)
+        ):
+            await framework(scope, receive, send)
+            return
+        buffered = await buffer_body(receive)
+        body = _body(buffered.body)
+        if body is None:
+            await framework(scope, buffered.replay(receive), send)
+            return
+        # What the router sets: the metrics label (HubMiddleware) is the route's path.
+        scope["route"] = route
+        scope["endpoint"] = exchange
+        scope["path_params"] = {}
+        request = Request(scope, receive, send)
+        try:
+            # The dependencies in the endpoint's order: the container, then the token.
+            hub = await container(request)
+            principal = await _principal(request)
+            response = await _answer(hub, principal, body, key)
+        except HubError as refused:
+            response = await handled(request, refused)
+        await response(scope, receive, send)
+
+    return serve
+
+
+def _body(raw: bytes | None) -> ExchangeBody | None:
+    if raw is None:
+        return None
+    try:
+        return ExchangeBody.model_validate_json(raw)
+    except ValidationError:
+        return None
