@@ -103,6 +103,7 @@ class _Context:
     key: str | None
     """The ``Idempotency-Key``'s keyed digest."""
     fingerprint: str
+    """The request's digest when it has an ``Idempotency-Key`` (empty otherwise)."""
     replacing: int | None
     """The audit seq of a kept answer this request may replace (it could not be replayed)."""
 
@@ -146,10 +147,11 @@ class ExchangeService:
                 "unknown-source", "The source is not a source partner of this hub."
             )
         pseudonym = self._keys.pseudonym(request.participant)
-        fingerprint = _fingerprint(request, pseudonym)
         key = None
         replacing = None
+        fingerprint = ""  # only a request with an Idempotency-Key is compared with another
         if idempotency_key is not None:
+            fingerprint = _fingerprint(request, pseudonym)
             digest = self._keys.digest(idempotency_key, context=f"idempotency:{request.requester}")
             key = digest
             stored, has_data_key = await self._db.read(
