@@ -10,10 +10,13 @@ matches to ASCII ones (``ſ`` for ``s``, the Kelvin sign for ``k``).
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,12 +24,18 @@ import hub.logging as hub_logging
 from hub.logging import (
     REDACTED,
     REDACTED_INSZ,
+    configure_logging,
     redact,
     redact_personal_data,
     redact_text,
     redact_text_in_full,
 )
-from tests.unit.test_logging_redaction import JWT, NUMBERS, SECRET, written_forms
+from tests.unit.test_logging_redaction import (
+    JWT,
+    NUMBERS,
+    SECRET,
+    written_forms,
+)
 
 # -- the processor as it was before the fast paths: the oracle -----------------------
 
@@ -203,3 +212,27 @@ def test_a_str_subclass_comes_out_as_plain_text() -> None:
     assert redact_text(Sneaky("client_secret=abc 85073003328")) == (
         f"client_secret={REDACTED} {REDACTED_INSZ}"
     )
+
+
+@pytest.mark.parametrize("json", [True, False], ids=["json", "console"])
+def test_what_a_caller_passes_as_level_or_timestamp_never_reaches_the_line(
+    json: bool,
+) -> None:
+    """The hub's lines are stamped after the redaction: the stamps must overwrite."""
+    digits = "85073003328"
+    buffer = io.StringIO()
+    configure_logging("debug", json=json, stream=buffer)
+    try:
+        structlog.get_logger("hub.test").info(
+            "stamped", timestamp=digits, level=f"Bearer {JWT}", note=f"participant {digits}"
+        )
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if h.get_name() == "ketenhub"]:
+            root.removeHandler(handler)
+    line = buffer.getvalue()
+    assert digits not in line
+    assert JWT not in line
+    assert "stamped" in line
+    assert REDACTED_INSZ in line  # the note, redacted
