@@ -15,7 +15,7 @@ from hub.domain.audit import (
     AuditRecord,
     ChainReport,
     ChainVerifier,
-    link,
+    link_stored,
 )
 from hub.domain.checkpoints import Checkpoint
 from hub.domain.ids import PartnerId
@@ -25,28 +25,72 @@ STREAM_BATCH = 5000
 
 
 class SqlAudit:
+    """The audit log inside one transaction.
+
+    Appending needs the transaction to hold the database's write lock before anything
+    is read: ``BEGIN IMMEDIATE`` on SQLite, the head row ``FOR UPDATE`` on PostgreSQL
+    (``hub.db.database``'s write groups take both before their first job). The head is
+    then read once and kept here: each append is one ``INSERT``, and ``finish`` writes
+    the head row once, before the commit (three statements an append before: about
+    6 µs on SQLite, two round trips on PostgreSQL). Nobody else can move the head
+    meanwhile, and the next transaction reads it again: other processes append between.
+    A job undone to its savepoint gives the head back with ``restore``.
+    """
+
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
+        self._head: tuple[int, str] | None = None
+        """seq and hash of the newest record as this transaction has it, once read."""
+        self._stored: tuple[int, str] | None = None
+        """What the head row holds (in this transaction), once read."""
 
     def append(self, entry: AuditEntry, *, tag: Callable[[str], str] | None = None) -> AuditRecord:
-        # Taking the head row with an UPDATE first makes the database serialise
-        # appenders (a row lock on PostgreSQL, the write lock on SQLite) before
-        # anyone reads the previous hash.
-        head = self._sql.row("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        if head is None:
-            raise LookupError("the audit head row is missing: run `ketenhub db upgrade`")
-        record = link(int(head[0]), entry, str(head[1]))
-        row = audit_row(record)
+        seq, prev = self._head or self._read_head()
+        record, lists = link_stored(seq + 1, entry, prev)
+        row = audit_row(record, lists)
         row["tag"] = None if tag is None else tag(record.hash)
         self._sql.run(AUDIT_INSERT, row)
-        self._sql.run("UPDATE audit_head SET hash = :hash WHERE id = 1", {"hash": record.hash})
+        self._head = (record.seq, record.hash)
         return record
+
+    def held(self, seq: int, head: str) -> None:
+        """The head row as the transaction's lock statement read it (saves reading it again)."""
+        self._head = self._stored = (seq, head)
+
+    def position(self) -> tuple[int, str] | None:
+        """Where the chain stands in this transaction (for ``restore``)."""
+        return self._head
+
+    def restore(self, position: tuple[int, str] | None) -> None:
+        """The chain back where ``position`` was: the records appended since were undone."""
+        self._head = position
+
+    def finish(self) -> None:
+        """Write the head row when appends moved it; before the commit."""
+        if self._head is not None and self._head != self._stored:
+            seq, head = self._head
+            self._sql.run(
+                "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
+                {"seq": seq, "hash": head},
+            )
+            self._stored = self._head
+
+    def _read_head(self) -> tuple[int, str]:
+        if self._stored is None:
+            row = self._sql.row("SELECT seq, hash FROM audit_head WHERE id = 1")
+            if row is None:
+                raise LookupError("the audit head row is missing: run `ketenhub db upgrade`")
+            self._stored = (int(row[0]), str(row[1]))
+        self._head = self._stored
+        return self._stored
 
     def get(self, seq: int) -> AuditRecord | None:
         row = self._sql.row(f"{AUDIT_SELECT} WHERE seq = :seq", {"seq": seq})
         return None if row is None else record_of(row)
 
     def head(self) -> tuple[int, str]:
+        if self._head is not None:
+            return self._head
         row = self._sql.row("SELECT seq, hash FROM audit_head WHERE id = 1")
         return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 

@@ -11,6 +11,7 @@ from hub.domain.audit import (
     STORED_MEMBERS,
     AuditEntry,
     AuditRecord,
+    ListTexts,
 )
 
 AUDIT_SELECT = f"SELECT {', '.join(STORED_MEMBERS)} FROM audit_events"
@@ -20,8 +21,19 @@ AUDIT_INSERT = (
 )
 
 
-def audit_row(record: AuditRecord) -> dict[str, Any]:
+def audit_row(record: AuditRecord, lists: ListTexts | None = None) -> dict[str, Any]:
+    """The row of ``record``; ``lists``: its list members as ``link_stored`` encoded them."""
     e = record.entry
+    if lists is None:
+        lists = (
+            json_text(list(e.fields_requested)),
+            json_text(list(e.fields_disclosed)),
+            json_text([dict(w) for w in e.withheld]),
+            json_text(list(e.agreements)),
+            json_text(list(e.consents)),
+        )
+    fields_requested, fields_disclosed, withheld, agreements, consents = lists
+    actor = e.actor
     return {
         "seq": record.seq,
         "at": e.at,
@@ -30,16 +42,16 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
         "source": e.source,
         "participant": e.participant,
         "purpose": e.purpose,
-        "actor_role": e.actor["role"],
-        "actor_id": e.actor["id"],
+        "actor_role": actor["role"],
+        "actor_id": actor["id"],
         "decision": str(e.decision),
         "reason": e.reason,
-        "fields_requested": json_text(list(e.fields_requested)),
-        "fields_disclosed": json_text(list(e.fields_disclosed)),
-        "withheld": json_text([dict(w) for w in e.withheld]),
+        "fields_requested": fields_requested,
+        "fields_disclosed": fields_disclosed,
+        "withheld": withheld,
         "agreement": e.agreement,
-        "agreements": json_text(list(e.agreements)),
-        "consents": json_text(list(e.consents)),
+        "agreements": agreements,
+        "consents": consents,
         "disclosure_id": e.disclosure_id,
         "replay_of": e.replay_of,
         "prev_hash": record.prev_hash,

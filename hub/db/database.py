@@ -192,6 +192,24 @@ class SqlUnitOfWork:
     def erasures(self) -> SqlErasures:
         return SqlErasures(self.sql)
 
+    # The audit chain's place in a write group (``_run_group``): without making the
+    # repository when no job used it.
+
+    def audit_position(self) -> tuple[int, str] | None:
+        audit: SqlAudit | None = self.__dict__.get("audit")
+        return None if audit is None else audit.position()
+
+    def audit_restore(self, position: tuple[int, str] | None) -> None:
+        audit: SqlAudit | None = self.__dict__.get("audit")
+        if audit is not None:
+            audit.restore(position)
+
+    def finish(self) -> None:
+        """Before the commit: what the repositories kept for it (the audit head)."""
+        audit: SqlAudit | None = self.__dict__.get("audit")
+        if audit is not None:
+            audit.finish()
+
 
 @dataclass(slots=True)
 class _Job:
@@ -337,15 +355,19 @@ class SqlDatabase:
         try:
             try:
                 sql = Sql(connection, self._dialect)
-                sql.run(
-                    _GROUP_TIMEOUTS,
-                    {
-                        "wait": str(max(1, self._busy_timeout_ms)),
-                        "idle": str(max(MIN_IDLE_IN_GROUP_MS, self._busy_timeout_ms)),
-                    },
+                # The timeouts and the head's lock in one round trip (a simple query, so
+                # the values are written into it: two ints this process made).
+                cursor = sql.run(
+                    _GROUP_TIMEOUTS.format(
+                        wait=max(1, self._busy_timeout_ms),
+                        idle=max(MIN_IDLE_IN_GROUP_MS, self._busy_timeout_ms),
+                    )
+                    + "; "
+                    + _LOCK_HEAD_FIRST
                 )
-                sql.run(_LOCK_HEAD_FIRST)
-                _run_group(sql, group)
+                cursor.nextset()
+                head = cursor.fetchone()
+                _run_group(sql, group, None if head is None else (int(head[0]), str(head[1])))
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -370,8 +392,8 @@ class SqlDatabase:
 
 
 _GROUP_TIMEOUTS = (
-    "SELECT set_config('lock_timeout', :wait, true), "
-    "set_config('idle_in_transaction_session_timeout', :idle, true)"
+    "SELECT set_config('lock_timeout', '{wait:d}', true), "
+    "set_config('idle_in_transaction_session_timeout', '{idle:d}', true)"
 )
 """For this group's transaction only, the ``busy_timeout`` SQLite writers have, both ways.
 
@@ -387,7 +409,7 @@ MIN_IDLE_IN_GROUP_MS = 2000
 """A worker descheduled for a moment on a loaded machine (its thread waiting for the
 GIL or a core) is not a frozen one: a busy timeout set lower than this (tests use
 0.2 s) must not cost a running group its session."""
-_LOCK_HEAD_FIRST = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"
+_LOCK_HEAD_FIRST = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 """PostgreSQL's ``BEGIN IMMEDIATE``: a group takes the audit head's row lock before any other.
 
 A group's jobs lock rows in the order they come: an exchange takes its consents
@@ -397,7 +419,8 @@ would end it after ``deadlock_timeout`` (1 s) by failing one whole group: ``503`
 every request in it. With the head taken first, a group that holds any other row lock
 holds the head too, so no cycle can form. It serialises almost nothing new: groups of
 different processes already queued on the head from their first append to their
-commit (docs/scale-out.md).
+commit (docs/scale-out.md). The group's appends start from the head it read here
+(``SqlAudit.held``).
 """
 
 
@@ -431,32 +454,68 @@ def _begin_waiting(connection: Any, timeout_ms: int) -> None:
 
 def _read(connection: Any, dialect: str, work: Callable[[UnitOfWork], T]) -> T:
     sql = Sql(connection, dialect)
-    if dialect == "sqlite":
+    if dialect != "postgresql":
         sql.run("BEGIN")  # one snapshot for every statement of the read
+        try:
+            return work(SqlUnitOfWork(sql))
+        finally:
+            sql.driver.rollback()
+    # PostgreSQL (READ COMMITTED) gives each statement a snapshot of its own, in a
+    # transaction or not: without one, a read saves the BEGIN and ROLLBACK round trips.
+    driver = sql.driver
+    driver.autocommit = True
     try:
         return work(SqlUnitOfWork(sql))
     finally:
-        connection.rollback()
+        driver.autocommit = False  # as the pool hands connections out
 
 
-def _run_group(sql: Sql, group: list[_Job]) -> None:
-    """Each job in a savepoint; a job's own error undoes it alone, a database error all."""
+def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None) -> None:
+    """Each job in a savepoint; a job's own error undoes it alone, a database error all.
+
+    ``head``: the audit head's seq and hash as the group's lock statement read them.
+
+    One savepoint moves along the group: set before the first job, moved past each job
+    that succeeded (``RELEASE`` then ``SAVEPOINT``: one round trip on PostgreSQL, a
+    simple query), and rolled back to (not released) when a job fails, so the next job
+    starts from it as it is. The commit releases the last one. The audit head is written
+    once, after the last job (``SqlAudit.finish``).
+    """
     uow = SqlUnitOfWork(sql)
+    if head is not None:
+        uow.audit.held(*head)
+    advance = _ADVANCE_PG if sql.postgres else None
+    at_savepoint = clean = False
     for job in group:
         if job.future.done():
             continue  # its caller is gone (cancelled) before it began: skip it
-        sql.run("SAVEPOINT job")
+        if not at_savepoint:
+            sql.run("SAVEPOINT job")
+            at_savepoint = clean = True
+        elif not clean:
+            if advance is None:
+                sql.run("RELEASE SAVEPOINT job")
+                sql.run("SAVEPOINT job")
+            else:
+                sql.run(advance)
+            clean = True
+        position = uow.audit_position()
+        clean = False
         try:
             job.outcome = job.work(uow)
         except _database_errors():
             raise  # the transaction is in doubt
         except Exception as exc:  # noqa: BLE001 - handed to the job's caller
-            sql.run("ROLLBACK TO SAVEPOINT job")
-            sql.run("RELEASE SAVEPOINT job")
+            sql.run("ROLLBACK TO SAVEPOINT job")  # kept: the next job starts from it
+            uow.audit_restore(position)
+            clean = True
             job.outcome = exc
             continue
-        sql.run("RELEASE SAVEPOINT job")
         job.ok = True
+    uow.finish()
+
+
+_ADVANCE_PG = "RELEASE SAVEPOINT job; SAVEPOINT job"
 
 
 def _lost(group: list[_Job], cause: BaseException) -> None:

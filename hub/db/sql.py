@@ -15,16 +15,30 @@ Row = tuple[Any, ...]
 
 
 class Sql:
-    """One DBAPI connection, and the dialect its statements must be written in."""
+    """One DBAPI connection, and the dialect its statements must be written in.
+
+    ``connection`` may be a pool's wrapper (SQLAlchemy's ``PoolProxiedConnection``) or
+    the driver's own connection. Statements go to the driver's connection itself: the
+    wrapper's ``cursor()`` is a Python call per statement (about 1 µs, eight statements
+    an exchange), and on SQLite ``Connection.execute`` makes its cursor in C.
+    """
 
     def __init__(self, connection: Any, dialect: str) -> None:
         self.connection = connection
         self.postgres = dialect == "postgresql"
+        self.driver = getattr(connection, "dbapi_connection", None) or connection
 
     def run(self, statement: str, params: dict[str, Any] | None = None) -> Any:
-        cursor = self.connection.cursor()
-        cursor.execute(_for(statement, self.postgres), params or {})
-        return cursor
+        """Execute one statement; the cursor, for its rows or its ``rowcount``.
+
+        On PostgreSQL a statement given no parameters goes as a simple query, which may
+        hold several statements (``;``-separated): one round trip for them all.
+        """
+        if self.postgres:
+            cursor = self.driver.cursor()
+            cursor.execute(_for(statement), params)
+            return cursor
+        return self.driver.execute(statement, params or ())
 
     def rows(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
         rows: list[Row] = self.run(statement, params).fetchall()
@@ -39,8 +53,9 @@ _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
 @cache
-def _for(statement: str, postgres: bool) -> str:
-    return _NAMED.sub(r"%(\1)s", statement) if postgres else statement
+def _for(statement: str) -> str:
+    """A statement in psycopg's parameter style (``%(name)s``)."""
+    return _NAMED.sub(r"%(\1)s", statement)
 
 
 def json_text(value: object) -> str:
