@@ -115,16 +115,11 @@ def lean_route() -> LeanRoute:
     async def serve(scope: AsgiScope, receive: Receive, send: Send, framework: ASGIApp) -> None:
         headers = Headers(scope=scope)
         key = headers.get(_KEY_HEADER)
-        media = headers.get("content-type")
-        if (
-            media is None
-            or media.partition(";")[0].strip().lower() != _JSON
-            or (key is not None and len(key) > _MAX_KEY)
-        ):
+        if not is_json(headers.get("content-type")) or (key is not None and len(key) > _MAX_KEY):
             await framework(scope, receive, send)
             return
         buffered = await buffer_body(receive)
-        body = _body(buffered.body)
+        body = parse_body(buffered.body)
         if body is None:
             await framework(scope, buffered.replay(receive), send)
             return
@@ -145,7 +140,15 @@ def lean_route() -> LeanRoute:
     return serve
 
 
-def _body(raw: bytes | None) -> ExchangeBody | None:
+def is_json(media: str | None) -> bool:
+    """``application/json`` with any parameters, in any case: FastAPI reads such a body
+    as JSON (its test, through ``email.message``, splits at the first ``;``, strips and
+    lowercases). Other media types FastAPI also reads (``+json``) go to the framework."""
+    return media is not None and media.partition(";")[0].strip().lower() == _JSON
+
+
+def parse_body(raw: bytes | None) -> ExchangeBody | None:
+    """The body when ``ExchangeBody`` accepts it as JSON in one step; else None."""
     if raw is None:
         return None
     try:
