@@ -104,11 +104,13 @@ def lean_route() -> LeanRoute:
 
     Served here only when FastAPI would have parsed the request into the same values
     without an error: a media type FastAPI reads as JSON (``application/json``, any
-    parameters), at most one meaningful ``Idempotency-Key`` (FastAPI takes the first)
-    within its length, and a body that ``ExchangeBody`` accepts. ``model_validate_json``
-    accepts a subset of what ``json.loads`` then ``model_validate`` accept, with the same
-    values (tests/api/test_exchange_route_equivalence.py), in one step: about 6 us less.
-    Anything else goes to the framework, which answers it as the route always has.
+    parameters), a first ``Idempotency-Key`` (the one FastAPI takes) within its length,
+    and a body that ``ExchangeBody`` accepts. ``model_validate_json`` accepts a subset
+    of what FastAPI's ``json.loads`` then validation accept, with the same values
+    (tests/unit/test_exchange_route_parsing.py), in one step: about 6 us less. Anything
+    else goes to the framework, which answers it as the route always has
+    (tests/api/test_exchange_route_equivalence.py). Together about 190 us of CPU less
+    per exchange in-process (1,048 -> 862 us, min of 6 alternated runs).
     """
     route = next(r for r in router.routes if getattr(r, "endpoint", None) is exchange)
 
