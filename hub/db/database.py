@@ -484,23 +484,20 @@ def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None)
     uow = SqlUnitOfWork(sql)
     if head is not None:
         uow.audit.held(*head)
-    advance = _ADVANCE_PG if sql.postgres else None
-    at_savepoint = clean = False
+    opened = moved = False  # the savepoint is set; a job succeeded since it was
     for job in group:
         if job.future.done():
             continue  # its caller is gone (cancelled) before it began: skip it
-        if not at_savepoint:
+        if not opened:
             sql.run("SAVEPOINT job")
-            at_savepoint = clean = True
-        elif not clean:
-            if advance is None:
+            opened = True
+        elif moved:
+            if sql.postgres:
+                sql.run("RELEASE SAVEPOINT job; SAVEPOINT job")  # a simple query: no parameters
+            else:
                 sql.run("RELEASE SAVEPOINT job")
                 sql.run("SAVEPOINT job")
-            else:
-                sql.run(advance)
-            clean = True
         position = uow.audit_position()
-        clean = False
         try:
             job.outcome = job.work(uow)
         except _database_errors():
@@ -508,14 +505,11 @@ def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None)
         except Exception as exc:  # noqa: BLE001 - handed to the job's caller
             sql.run("ROLLBACK TO SAVEPOINT job")  # kept: the next job starts from it
             uow.audit_restore(position)
-            clean = True
             job.outcome = exc
+            moved = False
             continue
-        job.ok = True
+        job.ok = moved = True
     uow.finish()
-
-
-_ADVANCE_PG = "RELEASE SAVEPOINT job; SAVEPOINT job"
 
 
 def _lost(group: list[_Job], cause: BaseException) -> None:
