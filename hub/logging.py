@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, TextIO
 
 import structlog
@@ -204,12 +205,37 @@ def _context() -> list[Any]:
 
 
 def _stamps() -> list[Any]:
-    """The level and the time, set by structlog from the method called and the clock,
-    whatever a caller passed under those keys: nothing a caller gave survives them."""
-    return [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    """The level and the time, set from the method called and the clock, whatever a
+    caller passed under those keys: nothing a caller gave survives them."""
+    return [structlog.processors.add_log_level, UtcTimestamp()]
+
+
+class UtcTimestamp:
+    """structlog processor: the line's ``timestamp``, exactly as structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes it (``2026-06-15T10:00:00.123456Z``; no
+    fraction at a whole second, as ``datetime.isoformat``), the date and time of day
+    formatted once a second: about 1.2 us a line instead of 2.7 (8 us in the hub, caches
+    cold, issue #4).
+
+    ``now_ns``: nanoseconds since the epoch (UTC). The time a line was written is no
+    decision of the hub's: it is read here, as structlog's own stamper would.
+    """
+
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self._now_ns = now_ns
+        self._second: tuple[int, str] = (-1, "")
+        """The second last formatted and its text, in one tuple: threads read it whole."""
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        second, micros = divmod(self._now_ns() // 1000, 1_000_000)  # floored, as datetime
+        known, text = self._second
+        if second != known:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        event_dict["timestamp"] = f"{text}.{micros:06d}Z" if micros else f"{text}Z"
+        return event_dict
 
 
 def _redaction() -> list[Any]:
