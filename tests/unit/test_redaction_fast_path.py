@@ -236,3 +236,12 @@ def test_what_a_caller_passes_as_level_or_timestamp_never_reaches_the_line(
     assert JWT not in line
     assert "stamped" in line
     assert REDACTED_INSZ in line  # the note, redacted
+
+
+@settings(max_examples=300)
+@given(event=EVENTS)
+def test_a_json_line_is_the_text_structlog_json_renderer_wrote(event: dict[Any, Any]) -> None:
+    """The renderer that replaced ``JSONRenderer()`` (encoder made once) writes its text."""
+    cleaned = redact_personal_data(None, "info", dict(event))
+    expected = structlog.processors.JSONRenderer()(None, "info", dict(cleaned))
+    assert hub_logging._json_line(None, "info", cleaned) == expected
