@@ -19,7 +19,7 @@ redacted ``repr``: a renderer would otherwise ``repr`` them after this processor
 It is on the path of every exchange (issue #4): it skips the substitutions a text
 cannot need and remembers the keys and short names it found clean, with the same output
 as running every pattern on every key and value (tests/unit/test_redaction_fast_path.py);
-``python -m bench.logging`` measures a line.
+``python -m bench.loglines`` measures a line.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 
 CPU time (``time.process_time``), the minimum of several repeats: the machine is shared.
 
-    .venv/bin/python -m bench.logging [repeats=7]
+    .venv/bin/python -m bench.loglines [repeats=7]
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def _multiprocess(where: str, repeats: int) -> float:
     import subprocess  # noqa: PLC0415 - only for this variant
 
     code = (
-        "from bench.logging import _multiprocess_here; "
+        "from bench.loglines import _multiprocess_here; "
         f"print(_multiprocess_here({where!r}, {repeats}))"
     )
     done = subprocess.run(
