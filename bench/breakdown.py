@@ -34,9 +34,16 @@ from typing import Any
 
 from bench import processes
 from bench.common import Figures, rounded
-from bench.exchange import CONSENTED_FIELD, FIELDS, PARTICIPANTS, PURPOSE, REQUESTER, SOURCE
+from bench.exchange import (
+    CONSENTED_FIELD,
+    FIELDS,
+    PURPOSE,
+    REQUESTER,
+    SOURCE,
+    participants,
+    prepare,
+)
 from bench.exchange import _body as exchange_body
-from hub.demo.population import make_population
 
 Message = MutableMapping[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Coroutine[Any, Any, None]]
@@ -260,24 +267,10 @@ def run(*, quick: bool, pstats_out: Path | None = None, exchanges: int | None = 
     n = exchanges or (1500 if quick else 3000)
     import uvloop  # noqa: PLC0415 - the event loop uvicorn uses
 
-    population = make_population()
-    people = [p.insz.digits for p in population.known_to(SOURCE)[:PARTICIPANTS]]
+    people = participants()
     with processes.workdir() as tmp, processes.sources([SOURCE], Path(tmp)) as ports:
         work = Path(tmp)
-        env = processes.hub_env(work, processes.policies_for(ports, work / "policies"))
-        processes.ketenhub(env, "db", "upgrade")
-        made = json.loads(
-            processes.ketenhub(
-                env,
-                "client",
-                "create",
-                "--partner",
-                REQUESTER,
-                "--scope",
-                "exchange consent:write",
-                "--json",
-            )
-        )
+        env, made = prepare(work, ports)
         # The log lines go where a served hub's go: to a file, not this terminal.
         with _stderr_to(work / "hub.log"):
             hub = uvloop.run(_hub(env, made, people, n, pstats_out))

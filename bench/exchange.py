@@ -15,6 +15,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,27 +151,41 @@ def _measure(
     }
 
 
+def participants() -> list[str]:
+    """The INSZ of the people the bench asks about: ``PARTICIPANTS`` the source knows."""
+    return [p.insz.digits for p in make_population().known_to(SOURCE)[:PARTICIPANTS]]
+
+
+def prepare(work: Path, ports: Mapping[str, int]) -> tuple[dict[str, str], dict[str, Any]]:
+    """A migrated hub database in ``work`` with an OAuth client for the requester.
+
+    Returns the hub's environment and the client as ``ketenhub client create --json``
+    made it (``client_id``, ``client_secret``).
+    """
+    env = processes.hub_env(work, processes.policies_for(ports, work / "policies"))
+    processes.ketenhub(env, "db", "upgrade")
+    made = json.loads(
+        processes.ketenhub(
+            env,
+            "client",
+            "create",
+            "--partner",
+            REQUESTER,
+            "--scope",
+            "exchange consent:write",
+            "--json",
+        )
+    )
+    return env, made
+
+
 def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
     """The ``exchange`` and ``revocation`` sections, from one set of processes."""
     seconds = 3.0 if quick else 10.0
-    population = make_population()
-    people = [p.insz.digits for p in population.known_to(SOURCE)[:PARTICIPANTS]]
+    people = participants()
     with processes.workdir() as tmp, processes.sources([SOURCE], Path(tmp)) as ports:
         work = Path(tmp)
-        env = processes.hub_env(work, processes.policies_for(ports, work / "policies"))
-        processes.ketenhub(env, "db", "upgrade")
-        made = json.loads(
-            processes.ketenhub(
-                env,
-                "client",
-                "create",
-                "--partner",
-                REQUESTER,
-                "--scope",
-                "exchange consent:write",
-                "--json",
-            )
-        )
+        env, made = prepare(work, ports)
         bodies = [json.dumps(_body(insz)) for insz in people]
         with processes.hub(env, work, workers) as hub:
             client = Client(hub.base, made["client_id"], made["client_secret"])
