@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,13 +15,6 @@ from hub.ports import UnitOfWork
 from tests.builders import an_audit_entry
 
 _entry = an_audit_entry
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[SqlDatabase]:
-    database = SqlDatabase(create_engine(database_url))
-    yield database
-    await database.dispose()
 
 
 def _append(n: int) -> object:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,13 +19,6 @@ from hub.ports import UnitOfWork
 from tests.builders import an_audit_entry
 
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[SqlDatabase]:
-    database = SqlDatabase(create_engine(database_url))
-    yield database
-    await database.dispose()
 
 
 def _append(n: int) -> object:
