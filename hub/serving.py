@@ -46,7 +46,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
     else:
         from hub.api.app import create_app  # noqa: PLC0415 - the CLI's other commands stay light
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, settle_heap=True), **common)  # type: ignore[arg-type]
 
 
 def _serve_workers(settings: Settings, workers: int, common: dict[str, object]) -> None:
