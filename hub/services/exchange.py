@@ -74,9 +74,14 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 _SERVER_ERROR = 500
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+"""What ``json.dumps`` with these options builds on every call (about 1 us); it keeps no
+state between calls, so one serves every answer."""
+
+
 def encode(document: Mapping[str, Any]) -> bytes:
     """The one JSON encoding of an answer: strict (no NaN), UTF-8."""
-    return json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(document).encode()
 
 
 @dataclass(frozen=True, slots=True)
