@@ -37,7 +37,7 @@ def create_app(
     reference the lean route is tested against.
 
     ``settle_heap``: once its lifespan has built the hub, tune the process's cyclic
-    garbage collector for serving (``settle_heap``). For the process that serves
+    garbage collector for serving (``_settle_heap``). For the process that serves
     (``hub.serving``), not for one that builds apps of its own (tests): it is global.
     """
 
