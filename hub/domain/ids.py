@@ -77,7 +77,7 @@ class Insz:
         # every refusal with its reason) goes to stdnum as before.
         if int(value[9:]) == 97 - int(value[:9]) % 97 and month in _VALID_MONTHS:
             return cls(value)
-        validate = bis.validate if int(value[2:4]) > _MAX_MONTH else nn.validate
+        validate = bis.validate if month > _MAX_MONTH else nn.validate
         try:
             validate(value)
         except InvalidChecksum:
