@@ -264,7 +264,7 @@ def _stderr_to(path: Path) -> Iterator[None]:
 
 
 def run(*, quick: bool, pstats_out: Path | None = None, exchanges: int | None = None) -> Figures:
-    n = exchanges or (1500 if quick else 3000)
+    n = exchanges or (500 if quick else 3000)
     import uvloop  # noqa: PLC0415 - the event loop uvicorn uses
 
     people = participants()
