@@ -52,6 +52,7 @@ from hub.db.repositories import (
     SqlConsents,
     SqlIdempotency,
 )
+from hub.db.write_queue import WriteQueue
 from hub.domain.errors import ServiceUnavailableError
 from hub.ports import UnitOfWork
 
@@ -234,6 +235,7 @@ class SqlDatabase:
         self._closed = False
         self._file = _sqlite_file(engine)
         self._file_id: tuple[int, int] | None = None
+        self._turns = None if self._file is None else WriteQueue(self._file)
 
     @property
     def engine(self) -> Engine:
@@ -333,6 +335,7 @@ class SqlDatabase:
             if self._file is not None:
                 self._file_id = _file_identity(self._file)
         writer = self._writer
+        queued = await self._take_turn()
         try:
             try:
                 writer.cursor().execute("BEGIN IMMEDIATE")  # free unless another process writes
@@ -349,6 +352,21 @@ class SqlDatabase:
             _discard(writer)  # start the next group on a fresh connection
             self._writer = None
             raise
+        finally:
+            if queued and self._turns is not None:
+                self._turns.release()
+
+    async def _take_turn(self) -> bool:
+        """This process's turn among the hub processes writing the file
+        (``hub.db.write_queue``); False when the group goes without it."""
+        if self._turns is None:
+            return False
+        try:
+            return await self._turns.take(self._busy_timeout_ms / 1000)
+        except TimeoutError:
+            raise sqlite3.OperationalError(
+                "database is locked: another process kept its write turn too long"
+            ) from None
 
     def _commit_pooled(self, group: list[_Job]) -> None:
         connection = self._engine.raw_connection()
@@ -387,6 +405,8 @@ class SqlDatabase:
             self._reader = None
             _discard(self._writer)
             self._writer = None
+            if self._turns is not None:
+                self._turns.close()
             self._threads.shutdown(wait=True)
         self._engine.dispose()
 
