@@ -624,7 +624,7 @@ def _into_page_cache(path: Path) -> None:
 
 
 def run_officer(*, quick: bool) -> Figures:
-    n = 1_000_000 if quick else 10_000_000
+    n = 500_000 if quick else 10_000_000
     path, generate_s, cached = sqlite_log(n)
     _into_page_cache(path)
     figures: Figures = {"entries": n}

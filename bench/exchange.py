@@ -181,7 +181,7 @@ def prepare(work: Path, ports: Mapping[str, int]) -> tuple[dict[str, str], dict[
 
 def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
     """The ``exchange`` and ``revocation`` sections, from one set of processes."""
-    seconds = 3.0 if quick else 10.0
+    seconds = 2.0 if quick else 10.0
     people = participants()
     with processes.workdir() as tmp, processes.sources([SOURCE], Path(tmp)) as ports:
         work = Path(tmp)
