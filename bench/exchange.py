@@ -179,6 +179,27 @@ def prepare(work: Path, ports: Mapping[str, int]) -> tuple[dict[str, str], dict[
     return env, made
 
 
+def ready(
+    hub: processes.Running, made: Mapping[str, Any], people: list[str]
+) -> tuple[str, dict[str, str]]:
+    """A token for the client ``prepare`` made, and every participant's consent (by
+    INSZ), once an exchange has been checked to be the full disclosure measured."""
+    token = Client(hub.base, made["client_id"], made["client_secret"]).token()
+    consents = {insz: _grant(hub.base, token, insz) for insz in people}
+    status, answer = _post(hub.base, "/v1/exchange", token, _body(people[0]))
+    if status != 200 or sorted(answer["data"]) != sorted(FIELDS):
+        raise RuntimeError(f"the bench workload is not a full disclosure: {answer}")
+    return token, consents
+
+
+def load(
+    hub: processes.Running, token: str, people: list[str], work: Path, *, seconds: float
+) -> dict[str, float]:
+    """wrk at full speed against ``hub``, as the exchange section's peak phase."""
+    bodies = [json.dumps(_body(insz)) for insz in people]
+    return _run_load(hub.base, token, bodies, work, seconds=seconds, rate=None)
+
+
 def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
     """The ``exchange`` and ``revocation`` sections, from one set of processes."""
     seconds = 2.0 if quick else 10.0
@@ -188,12 +209,7 @@ def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
         env, made = prepare(work, ports)
         bodies = [json.dumps(_body(insz)) for insz in people]
         with processes.hub(env, work, workers) as hub:
-            client = Client(hub.base, made["client_id"], made["client_secret"])
-            token = client.token()
-            consents = {insz: _grant(hub.base, token, insz) for insz in people}
-            status, answer = _post(hub.base, "/v1/exchange", token, _body(people[0]))
-            if status != 200 or sorted(answer["data"]) != sorted(FIELDS):
-                raise RuntimeError(f"the bench workload is not a full disclosure: {answer}")
+            token, consents = ready(hub, made, people)
             hub_figures = _measure(hub, token, bodies, work, seconds=seconds, half_rate=None)
             revocation = asyncio.run(_revocation(hub.base, token, consents, seconds=seconds / 2))
         verify = json.loads(processes.ketenhub(env, "audit", "verify"))

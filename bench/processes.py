@@ -41,7 +41,8 @@ class Running:
         return tree_cpu_s(self.process.pid)
 
 
-def tree_cpu_s(root: int) -> float:
+def _process_table() -> tuple[dict[int, int], dict[int, float]]:
+    """Every process's parent and CPU seconds (user + system), from ``/proc``."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
@@ -55,12 +56,23 @@ def tree_cpu_s(root: int) -> float:
         pid = int(entry.name)
         parents[pid] = int(fields[1])
         times[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return parents, times
+
+
+def tree_cpu_s(root: int) -> float:
+    parents, times = _process_table()
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
         total += times.get(pid, 0.0)
         todo.extend(child for child, parent in parents.items() if parent == pid)
     return total
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (uvicorn's workers, under its supervisor)."""
+    parents, _ = _process_table()
+    return sorted(child for child, parent in parents.items() if parent == pid)
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
