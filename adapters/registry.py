@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import aiohttp
-
+from adapters.httpclient import HttpClient
 from adapters.rest import RestSourceAdapter
 from hub.domain.agreements import SourceConfig
 from hub.ports import SourceAdapter
 
-AdapterFactory = Callable[[SourceConfig, aiohttp.ClientSession], SourceAdapter]
+AdapterFactory = Callable[[SourceConfig, HttpClient], SourceAdapter]
 
 ADAPTERS: Mapping[str, AdapterFactory] = {
     "rest": RestSourceAdapter.from_config,

@@ -2,7 +2,7 @@
 
 The only module that knows the concrete adapters, the database and the key store.
 Nothing here runs at import time; ``build`` runs inside the event loop that will
-serve, because the HTTP client session and the database engine belong to it.
+serve, because the source connections and the database engine belong to it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 import structlog
 
+from adapters.httpclient import HttpClient
 from adapters.registry import ADAPTERS, adapter_names
+from adapters.rest import MAX_BODY_BYTES
 from hub.auth.datakeys import MasterKeyRing
 from hub.auth.endpoint import TokenEndpoint
 from hub.auth.jwks import validate_client_jwks
@@ -57,7 +58,8 @@ class Container:
     masters: MasterKeyRing
     """The master keys that wrap the participants' data keys (``hub.auth.datakeys``)."""
     clock: Clock
-    session: aiohttp.ClientSession
+    http: HttpClient
+    """The connections to every source (``adapters.httpclient``), shared by the adapters."""
     sources: Mapping[PartnerId, SourceAdapter]
     exchange: ExchangeService
     consents: ConsentService
@@ -83,7 +85,7 @@ class Container:
             log.warning("audit_checkpoint_not_signed_at_stop")
         for adapter in self.sources.values():
             await adapter.aclose()
-        await self.session.close()
+        await self.http.close()
         await self.db.dispose()
 
 
@@ -121,15 +123,10 @@ async def build(
     except BaseException:
         await db.dispose()
         raise
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=_CONNECTIONS_PER_SOURCE),
-        raise_for_status=False,
-        auto_decompress=True,
-        trust_env=False,
-    )
+    http = HttpClient(max_body=MAX_BODY_BYTES, per_origin=_CONNECTIONS_PER_SOURCE)
     if sources is None:
         sources = {
-            partner.id: ADAPTERS[partner.source.adapter](partner.source, session)
+            partner.id: ADAPTERS[partner.source.adapter](partner.source, http)
             for partner in policies.partners.values()
             if partner.source is not None
         }
@@ -145,7 +142,7 @@ async def build(
         keys=keys,
         masters=masters,
         clock=clock,
-        session=session,
+        http=http,
         sources=sources,
         exchange=ExchangeService(
             policies=policies,

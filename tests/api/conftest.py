@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from adapters.rest import RestSourceAdapter
+from adapters.httpclient import HttpClient
+from adapters.rest import MAX_BODY_BYTES, RestSourceAdapter
 from hub import bootstrap
 from hub.api.app import create_app
 from hub.clock import FixedClock
@@ -157,9 +157,9 @@ async def serving(
     """The real app over ``settings``' database, with simulated sources (and ``keys``)."""
     clock = FixedClock(NOW)
     simulators = await start_simulators(population, dict.fromkeys(SOURCES, 0))
-    session = aiohttp.ClientSession()
+    client = HttpClient(max_body=MAX_BODY_BYTES)
     sources = {
-        s: RecordingSource(RestSourceAdapter(simulators.url(s), 0.5, session)) for s in SOURCES
+        s: RecordingSource(RestSourceAdapter(simulators.url(s), 0.5, client)) for s in SOURCES
     }
     try:
         container = await bootstrap.build(
@@ -181,7 +181,7 @@ async def serving(
         finally:
             await container.aclose()
     finally:
-        await session.close()
+        await client.close()
         await simulators.stop()
 
 

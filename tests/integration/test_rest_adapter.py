@@ -7,10 +7,10 @@ import json
 import socket
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
+from adapters.httpclient import HttpClient
 from adapters.rest import MAX_BODY_BYTES, RestSourceAdapter
 from hub.demo.population import Population
 from hub.demo.simulator import Simulators, start_simulators
@@ -23,8 +23,8 @@ STATUS = FieldName("trajectory.status")
 @pytest.fixture
 async def vdab(population: Population) -> AsyncIterator[tuple[Simulators, RestSourceAdapter]]:
     simulators = await start_simulators(population, {"vdab": 0})
-    async with aiohttp.ClientSession() as session:
-        yield simulators, RestSourceAdapter(simulators.url("vdab"), 0.3, session)
+    async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+        yield simulators, RestSourceAdapter(simulators.url("vdab"), 0.3, client)
     await simulators.stop()
 
 
@@ -73,8 +73,8 @@ async def test_a_source_that_is_not_listening() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with aiohttp.ClientSession() as session:
-        adapter = RestSourceAdapter(f"http://127.0.0.1:{port}", 0.3, session)
+    async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+        adapter = RestSourceAdapter(f"http://127.0.0.1:{port}", 0.3, client)
         with pytest.raises(SourceUnavailableError):
             await adapter.fetch(Insz.parse("85073003328"), frozenset({STATUS}))
 
@@ -91,8 +91,8 @@ async def a_source_answering(body: bytes) -> AsyncIterator[RestSourceAdapter]:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
     try:
-        async with aiohttp.ClientSession() as session:
-            yield RestSourceAdapter(f"http://127.0.0.1:{port}", 2, session)
+        async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+            yield RestSourceAdapter(f"http://127.0.0.1:{port}", 2, client)
     finally:
         await runner.cleanup()
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import httpx
 import pytest
 
-from adapters.rest import RestSourceAdapter
+from adapters.httpclient import HttpClient
+from adapters.rest import MAX_BODY_BYTES, RestSourceAdapter
 from hub import bootstrap
 from hub.api.app import create_app
 from hub.clock import FixedClock
@@ -216,8 +216,8 @@ async def elsewhere() -> AsyncIterator[RawSource]:
 
 @pytest.fixture
 async def adapter(source: RawSource) -> AsyncIterator[RestSourceAdapter]:
-    async with aiohttp.ClientSession() as session:
-        yield RestSourceAdapter(source.url, TIMEOUT_S, session)
+    async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+        yield RestSourceAdapter(source.url, TIMEOUT_S, client)
 
 
 async def _fetch(adapter: RestSourceAdapter) -> object:
@@ -333,8 +333,8 @@ async def hub(tmp_path: Path, database_url: str, source: RawSource) -> AsyncIter
         key_dir=tmp_path / "keys",
         public_url="http://hub.test",
     )
-    async with aiohttp.ClientSession() as session:
-        adapter = RestSourceAdapter(source.url, TIMEOUT_S, session)
+    async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+        adapter = RestSourceAdapter(source.url, TIMEOUT_S, client)
         container = await bootstrap.build(
             settings, clock=FixedClock(NOW), sources={PartnerId("vdab"): adapter}
         )

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 
-from adapters.rest import RestSourceAdapter
+from adapters.httpclient import HttpClient
+from adapters.rest import MAX_BODY_BYTES, RestSourceAdapter
 from hub import bootstrap
 from hub.api.app import create_app
 from hub.clock import FixedClock
@@ -48,8 +48,8 @@ async def source() -> AsyncIterator[tuple[RestSourceAdapter, list[dict[str, str]
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    async with aiohttp.ClientSession() as session:
-        yield RestSourceAdapter(f"http://127.0.0.1:{port}", 2, session), seen
+    async with HttpClient(max_body=MAX_BODY_BYTES) as client:
+        yield RestSourceAdapter(f"http://127.0.0.1:{port}", 2, client), seen
     await runner.cleanup()
 
 

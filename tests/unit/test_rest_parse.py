@@ -172,7 +172,7 @@ def test_the_url_is_encoded_as_quote_encoded_it(
     digits: str, fields: frozenset[str], base: str
 ) -> None:
     """Every field name, plain or not, reaches the source as ``quote`` wrote it."""
-    adapter = RestSourceAdapter(base, 1, session=None)  # type: ignore[arg-type]
+    adapter = RestSourceAdapter(base, 1, client=None)  # type: ignore[arg-type]
     expected = URL(
         f"{adapter._base}/participants/{quote(digits, safe='')}"
         f"?fields={quote(','.join(sorted(fields)), safe=',')}",
