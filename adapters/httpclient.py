@@ -208,6 +208,7 @@ class HttpClient:
         self._per_origin = per_origin
         self._ssl = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._authorities: dict[str, tuple[_Origin, str]] = {}
         self._closed = False
 
     async def get(self, url: str, headers: Mapping[str, str]) -> HttpAnswer:
@@ -244,20 +245,12 @@ class HttpClient:
             origin.idle.clear()
 
     def _request(self, url: str, headers: Mapping[str, str]) -> tuple[_Origin, bytes]:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise HttpError("not an http or https URL")
-        tls = parts.scheme == "https"
-        port = parts.port or (443 if tls else 80)
-        key = (parts.scheme, parts.hostname, port)
-        origin = self._origins.get(key)
-        if origin is None:
-            origin = _Origin(parts.hostname, port, tls, asyncio.Semaphore(self._per_origin))
-            self._origins[key] = origin
-        target = parts.path or "/"
-        if parts.query:
-            target = f"{target}?{parts.query}"
-        lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}"]
+        # scheme://authority, parsed once per source; the rest is the request target.
+        path_at = url.find("/", url.find("://") + 3) if "://" in url else -1
+        authority = url if path_at < 0 else url[:path_at]
+        origin, host = self._authorities.get(authority) or self._origin(authority)
+        target = "/" if path_at < 0 else url[path_at:].partition("#")[0]
+        lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if any(_BREAKS.search(line) for line in lines):
             raise HttpError("a request line or header holds a line break")
@@ -265,6 +258,25 @@ class HttpClient:
             return origin, ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         except UnicodeEncodeError:
             raise HttpError("a request line or header is not ASCII") from None
+
+    def _origin(self, authority: str) -> tuple[_Origin, str]:
+        """The connections of ``scheme://host:port``, and its ``Host`` header."""
+        try:
+            parts = urlsplit(authority)
+            port = parts.port
+        except ValueError:
+            raise HttpError("not a URL") from None
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise HttpError("not an http or https URL")
+        tls = parts.scheme == "https"
+        key = (parts.scheme, parts.hostname, port or (443 if tls else 80))
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = _Origin(key[1], key[2], tls, asyncio.Semaphore(self._per_origin))
+            self._origins[key] = origin
+        found = (origin, parts.netloc.rpartition("@")[2])
+        self._authorities[authority] = found
+        return found
 
     async def _exchange(
         self, origin: _Origin, connection: _Connection, request: bytes

@@ -109,6 +109,22 @@ async def test_a_connection_is_kept_and_reused_and_the_request_is_as_sent() -> N
     )
 
 
+async def test_the_target_and_host_sent_for_urls_of_every_shape() -> None:
+    async with Server(keep_answering()) as server, HttpClient(max_body=1024) as client:
+        authority = server.url.split("/")[2]
+        for url, target in [
+            (f"http://{authority}", "/"),
+            (f"http://{authority}/a/b%20c?x=1,2#fragment", "/a/b%20c?x=1,2"),
+            (f"http://user:secret@{authority}/p", "/p"),
+        ]:
+            await get(client, url)
+            assert server.requests[-1].startswith(
+                f"GET {target} HTTP/1.1\r\nHost: {authority}\r\n"
+            ), server.requests[-1]
+        assert "secret" not in "".join(server.requests)
+    assert server.connections == 1  # one origin, however it was written
+
+
 async def test_closing_the_client_closes_the_kept_connections() -> None:
     async with Server(keep_answering()) as server:
         client = HttpClient(max_body=1024)
@@ -283,7 +299,7 @@ async def test_a_header_that_could_split_the_request_is_refused_unsent(
 
 async def test_urls_it_cannot_get() -> None:
     async with HttpClient(max_body=1024) as client:
-        for url in ("ftp://127.0.0.1/x", "http:///x", "no-url"):
+        for url in ("ftp://127.0.0.1/x", "http:///x", "no-url", "http://127.0.0.1:99999/x"):
             with pytest.raises(HttpError):
                 await client.get(url, {})
 
