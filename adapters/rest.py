@@ -72,8 +72,7 @@ class RestSourceAdapter:
             )
         if answer.status != _OK:
             raise _failure(f"the source answered HTTP {answer.status}")
-        body = answer.body
-        return _parse(body, fields)
+        return _parse(answer.body, fields)
 
     def url(self, participant: Insz, fields: frozenset[FieldName]) -> str:
         """``{base_url}/participants/{insz}?fields=a,b,c``, the fields sorted, percent-encoded."""
