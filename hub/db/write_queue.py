@@ -119,8 +119,12 @@ class WriteQueue:
                 got = fd is not None
             except OSError:
                 got = False
-            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+            try:
                 loop.call_soon_threadsafe(self._answer, turn, got)
+            except RuntimeError:  # the loop was closed meanwhile: nobody takes the turn
+                if got and fd is not None:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _answer(self, turn: asyncio.Future[bool], got: bool) -> None:
         if not turn.done():

@@ -142,3 +142,24 @@ async def test_two_databases_on_one_file_take_turns_and_keep_one_chain(file: Pat
     finally:
         await one.dispose()
         await two.dispose()
+
+
+def test_a_turn_that_comes_after_its_loop_closed_is_let_go(file: Path) -> None:
+    """A hub stopping while it waits must not keep the other processes' turn for ever."""
+    holder, leaving = WriteQueue(file), WriteQueue(file)
+
+    async def hold() -> None:
+        assert await holder.take(1.0)
+
+    async def wait_and_leave() -> None:
+        with pytest.raises(TimeoutError):
+            await leaving.take(0.05)  # its thread goes on waiting after its loop is gone
+
+    asyncio.run(hold())
+    asyncio.run(wait_and_leave())
+    holder.release()  # the waiting thread gets the turn, finds no loop, and lets go
+
+    async def take_again() -> bool:
+        return await asyncio.wait_for(WriteQueue(file).take(30.0), 5.0)
+
+    assert asyncio.run(take_again()) is True
