@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import httptools
 
 _BREAKS = re.compile(r"[\r\n\0]")
+_AUTHORITY = re.compile(r"[^:/?#]+://[^/?#]*")
+"""A URL's ``scheme://authority``: what comes after it is the request target."""
 
 MAX_HEAD_BYTES = 64 * 1024
 """Status line and headers of an answer: more is refused (a server that never ends them)."""
@@ -246,10 +248,12 @@ class HttpClient:
 
     def _request(self, url: str, headers: Mapping[str, str]) -> tuple[_Origin, bytes]:
         # scheme://authority, parsed once per source; the rest is the request target.
-        path_at = url.find("/", url.find("://") + 3) if "://" in url else -1
-        authority = url if path_at < 0 else url[:path_at]
+        found = _AUTHORITY.match(url)
+        authority = url if found is None else found.group()
         origin, host = self._authorities.get(authority) or self._origin(authority)
-        target = "/" if path_at < 0 else url[path_at:].partition("#")[0]
+        target = url[len(authority) :].partition("#")[0]
+        if not target.startswith("/"):
+            target = f"/{target}"  # "http://host" or "http://host?q": the root
         lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if any(_BREAKS.search(line) for line in lines):

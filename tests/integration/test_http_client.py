@@ -114,6 +114,7 @@ async def test_the_target_and_host_sent_for_urls_of_every_shape() -> None:
         authority = server.url.split("/")[2]
         for url, target in [
             (f"http://{authority}", "/"),
+            (f"http://{authority}?x=1", "/?x=1"),
             (f"http://{authority}/a/b%20c?x=1,2#fragment", "/a/b%20c?x=1,2"),
             (f"http://user:secret@{authority}/p", "/p"),
         ]:
