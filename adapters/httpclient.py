@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import ssl
 from collections.abc import Mapping
@@ -313,16 +314,12 @@ class HttpClient:
                 ssl=context,
                 server_hostname=origin.host if context is not None else None,
             )
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # refused, unreachable, or TLS refused (ssl.SSLError)
             raise HttpError("the server could not be reached") from exc
         return connection
 
 
-_CONTEXT: list[ssl.SSLContext] = []
-
-
+@functools.cache
 def _default_context() -> ssl.SSLContext:
     """The system's trusted certificates, host names checked: made once, when first needed."""
-    if not _CONTEXT:
-        _CONTEXT.append(ssl.create_default_context())
-    return _CONTEXT[0]
+    return ssl.create_default_context()

@@ -42,8 +42,8 @@ from bench.exchange import (
     SOURCE,
     participants,
     prepare,
+    request_bodies,
 )
-from bench.exchange import _body as exchange_body
 
 Message = MutableMapping[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Coroutine[Any, Any, None]]
@@ -204,7 +204,7 @@ async def _hub(
             (b"authorization", f"Bearer {token}".encode()),
             (b"content-type", b"application/json"),
         ]
-        bodies = [json.dumps(exchange_body(insz)).encode() for insz in people]
+        bodies = [body.encode() for body in request_bodies(people)]
         cpu_us = await _measure(app, bodies, headers, n)
         profile = cProfile.Profile(
             time.process_time
@@ -242,7 +242,7 @@ async def _proxy(upstream: str, people: list[str], n: int) -> float:
 
     inbox, task = await lifespan()
     try:
-        bodies = [json.dumps(exchange_body(insz)).encode() for insz in people]
+        bodies = [body.encode() for body in request_bodies(people)]
         return await _measure(app, bodies, [(b"content-type", b"application/json")], n)
     finally:
         await inbox.put({"type": "lifespan.shutdown"})

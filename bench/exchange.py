@@ -192,11 +192,15 @@ def ready(
     return token, consents
 
 
+def request_bodies(people: list[str]) -> list[str]:
+    """The workload: one exchange request's JSON body per participant."""
+    return [json.dumps(_body(insz)) for insz in people]
+
+
 def load(
-    hub: processes.Running, token: str, people: list[str], work: Path, *, seconds: float
+    hub: processes.Running, token: str, bodies: list[str], work: Path, *, seconds: float
 ) -> dict[str, float]:
     """wrk at full speed against ``hub``, as the exchange section's peak phase."""
-    bodies = [json.dumps(_body(insz)) for insz in people]
     return _run_load(hub.base, token, bodies, work, seconds=seconds, rate=None)
 
 
@@ -207,7 +211,7 @@ def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
     with processes.workdir() as tmp, processes.sources([SOURCE], Path(tmp)) as ports:
         work = Path(tmp)
         env, made = prepare(work, ports)
-        bodies = [json.dumps(_body(insz)) for insz in people]
+        bodies = request_bodies(people)
         with processes.hub(env, work, workers) as hub:
             token, consents = ready(hub, made, people)
             hub_figures = _measure(hub, token, bodies, work, seconds=seconds, half_rate=None)

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench import processes
-from bench.exchange import SOURCE, load, participants, prepare, ready
+from bench.exchange import SOURCE, load, participants, prepare, ready, request_bodies
 
 _FRAME = re.compile(r"(?P<function>.*) \((?P<file>.*?):\d+\)$")
 
@@ -93,7 +93,8 @@ def profile(*, seconds: float, workers: int, out: Path) -> list[Path]:
         env, made = prepare(work, ports)
         with processes.hub(env, work, workers) as hub:
             token, _ = ready(hub, made, people)
-            load(hub, token, people, work, seconds=2)  # warm: caches, pools, connections
+            bodies = request_bodies(people)
+            load(hub, token, bodies, work, seconds=2)  # warm: caches, pools, connections
             samplers = []
             for i, pid in enumerate(processes.children(hub.process.pid)):
                 target = out / f"worker-{i}.txt"
@@ -103,7 +104,7 @@ def profile(*, seconds: float, workers: int, out: Path) -> list[Path]:
                     subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 )
                 written.append(target)
-            load(hub, token, people, work, seconds=seconds + 2)
+            load(hub, token, bodies, work, seconds=seconds + 2)
             for sampler in samplers:
                 sampler.wait()
     # uvicorn's supervisor also starts a resource tracker, which is never on a CPU.

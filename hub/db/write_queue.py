@@ -67,7 +67,7 @@ class WriteQueue:
             return True  # free: no thread
         loop = asyncio.get_running_loop()
         turn: asyncio.Future[bool] = loop.create_future()
-        self._start_waiter()
+        self._start_waiter(fd)
         self._waits.put((loop, turn))
         try:
             return await asyncio.wait_for(turn, timeout_s)
@@ -101,28 +101,26 @@ class WriteQueue:
                 return None
         return self._fd
 
-    def _start_waiter(self) -> None:
+    def _start_waiter(self, fd: int) -> None:
         if self._waiter is None:
             # A daemon: a wait another process never ends must not hold up an exit.
             self._waiter = threading.Thread(
-                target=self._wait_turns, name="ketenhub-write-queue", daemon=True
+                target=self._wait_turns, args=(fd,), name="ketenhub-write-queue", daemon=True
             )
             self._waiter.start()
 
-    def _wait_turns(self) -> None:
-        fd = self._fd
+    def _wait_turns(self, fd: int) -> None:
         while (wait := self._waits.get()) is not None:
             loop, turn = wait
             try:
-                if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                got = fd is not None
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                got = True
             except OSError:
                 got = False
             try:
                 loop.call_soon_threadsafe(self._answer, turn, got)
             except RuntimeError:  # the loop was closed meanwhile: nobody takes the turn
-                if got and fd is not None:
+                if got:
                     with contextlib.suppress(OSError):
                         fcntl.flock(fd, fcntl.LOCK_UN)
 

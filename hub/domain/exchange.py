@@ -75,7 +75,7 @@ class Decision:
 
     def __post_init__(self) -> None:
         # A frozen dataclass sets its own derived field through object.__setattr__.
-        object.__setattr__(self, "allowed", tuple([v for v in self.verdicts if v.reason is None]))
+        object.__setattr__(self, "allowed", tuple([v for v in self.verdicts if v.allowed]))
 
     @property
     def allowed_fields(self) -> frozenset[FieldName]:
