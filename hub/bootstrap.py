@@ -105,7 +105,15 @@ async def build(
     """
     policies = policies if policies is not None else load_policies(settings)
     clock = clock or SystemClock()
-    db = SqlDatabase(create_engine(settings.database_url))
+    http = HttpClient(max_body=MAX_BODY_BYTES, per_origin=_CONNECTIONS_PER_SOURCE)
+    if sources is None:
+        sources = {
+            partner.id: ADAPTERS[partner.source.adapter](partner.source, http)
+            for partner in policies.partners.values()
+            if partner.source is not None
+        }
+    metrics = PrometheusTelemetry(sources)
+    db = SqlDatabase(create_engine(settings.database_url), telemetry=metrics)
     try:
         if keys is None:
             # New keys only for a database without data: see FileKeyRing.load_or_create.
@@ -123,14 +131,6 @@ async def build(
     except BaseException:
         await db.dispose()
         raise
-    http = HttpClient(max_body=MAX_BODY_BYTES, per_origin=_CONNECTIONS_PER_SOURCE)
-    if sources is None:
-        sources = {
-            partner.id: ADAPTERS[partner.source.adapter](partner.source, http)
-            for partner in policies.partners.values()
-            if partner.source is not None
-        }
-    metrics = PrometheusTelemetry(sources)
     sources = {source: TimedSource(source, inner, metrics) for source, inner in sources.items()}
     issuer = TokenIssuer(keys, settings.issuer, settings.issuer)
     trail = AuditTrail(keys=keys, clock=clock)

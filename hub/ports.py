@@ -397,6 +397,13 @@ class Telemetry(Protocol):
     def audit_appended(self, seconds: float) -> None:
         """A write transaction that appends to the audit log: from queued to durable."""
 
+    def write_group_committed(
+        self, transactions: int, turn_seconds: float, commit_seconds: float
+    ) -> None:
+        """One group commit (``Database.write``) made durable: how many write transactions
+        it held, how long it waited for the database's write turn (another process's
+        group), and how long its commit took to return (for SQLite, mostly ``fsync``)."""
+
     def token_refused(self, endpoint: str, error: str) -> None:
         """``token``: an RFC 6749 5.2 ``error`` answered by ``POST /oauth/token``;
         ``bearer``: a presented access token refused (RFC 6750 3.1 ``error``)."""
@@ -418,6 +425,11 @@ class SilentTelemetry:
         pass
 
     def audit_appended(self, seconds: float) -> None:
+        pass
+
+    def write_group_committed(
+        self, transactions: int, turn_seconds: float, commit_seconds: float
+    ) -> None:
         pass
 
     def token_refused(self, endpoint: str, error: str) -> None:

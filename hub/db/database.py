@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from hub.db.repositories import (
 )
 from hub.db.write_queue import WriteQueue
 from hub.domain.errors import ServiceUnavailableError
-from hub.ports import UnitOfWork
+from hub.ports import SilentTelemetry, Telemetry, UnitOfWork
 
 T = TypeVar("T")
 
@@ -220,9 +221,25 @@ class _Job:
     outcome: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """What one group commit's ``Telemetry.write_group_committed`` reports."""
+
+    transactions: int
+    turn_seconds: float
+    commit_seconds: float
+
+
 class SqlDatabase:
-    def __init__(self, engine: Engine, *, busy_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        busy_timeout_s: float | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._engine = engine
+        self._telemetry: Telemetry = telemetry or SilentTelemetry()
         wait = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
         self._busy_timeout_ms = max(0, int(wait * 1000))
         self._dialect = engine.dialect.name
@@ -315,9 +332,12 @@ class SqlDatabase:
             del self._pending[:MAX_BATCH]
             try:
                 if self._inline:
-                    await self._commit_inline(group)
+                    committed = await self._commit_inline(group)
                 else:
-                    await self._in_thread(self._commit_pooled, group)
+                    committed = await self._in_thread(self._commit_pooled, group)
+                self._telemetry.write_group_committed(
+                    committed.transactions, committed.turn_seconds, committed.commit_seconds
+                )
             except _database_errors() as exc:
                 _lost(group, exc)
             except BaseException as exc:  # the committer must settle every future
@@ -328,23 +348,27 @@ class SqlDatabase:
                 for job in group:
                     _settle(job)
 
-    async def _commit_inline(self, group: list[_Job]) -> None:
+    async def _commit_inline(self, group: list[_Job]) -> _Committed:
         if self._writer is None:
             self._writer = await self._in_thread(self._engine.raw_connection)
             self._writer.cursor().execute("PRAGMA busy_timeout=0")
             if self._file is not None:
                 self._file_id = _file_identity(self._file)
         writer = self._writer
+        waiting = time.perf_counter()
         queued = await self._take_turn()
         try:
             try:
                 writer.cursor().execute("BEGIN IMMEDIATE")  # free unless another process writes
             except sqlite3.OperationalError:
                 await self._in_thread(_begin_waiting, writer, self._busy_timeout_ms)
+            began = time.perf_counter()
             try:
-                _run_group(Sql(writer, self._dialect), group)
+                ran = _run_group(Sql(writer, self._dialect), group)
                 self._check_file()  # one stat a group: a commit would be lost otherwise
+                committing = time.perf_counter()
                 await self._in_thread(writer.commit)
+                return _Committed(ran, began - waiting, time.perf_counter() - committing)
             except BaseException:
                 await self._in_thread(writer.rollback)
                 raise
@@ -368,11 +392,12 @@ class SqlDatabase:
                 "database is locked: another process kept its write turn too long"
             ) from None
 
-    def _commit_pooled(self, group: list[_Job]) -> None:
+    def _commit_pooled(self, group: list[_Job]) -> _Committed:
         connection = self._engine.raw_connection()
         try:
             try:
                 sql = Sql(connection, self._dialect)
+                waiting = time.perf_counter()
                 # The timeouts and the head's lock in one round trip (a simple query, so
                 # the values are written into it: two ints this process made).
                 cursor = sql.run(
@@ -385,8 +410,11 @@ class SqlDatabase:
                 )
                 cursor.nextset()
                 head = cursor.fetchone()
-                _run_group(sql, group, None if head is None else (int(head[0]), str(head[1])))
+                began = time.perf_counter()
+                ran = _run_group(sql, group, None if head is None else (int(head[0]), str(head[1])))
+                committing = time.perf_counter()
                 connection.commit()
+                return _Committed(ran, began - waiting, time.perf_counter() - committing)
             except BaseException:
                 connection.rollback()
                 raise
@@ -490,8 +518,9 @@ def _read(connection: Any, dialect: str, work: Callable[[UnitOfWork], T]) -> T:
         driver.autocommit = False  # as the pool hands connections out
 
 
-def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None) -> None:
+def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None) -> int:
     """Each job in a savepoint; a job's own error undoes it alone, a database error all.
+    Returns how many jobs it ran (not those whose callers had gone before they began).
 
     ``head``: the audit head's seq and hash as the group's lock statement read them.
 
@@ -505,9 +534,11 @@ def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None)
     if head is not None:
         uow.audit.held(*head)
     opened = moved = False  # the savepoint is set; a job succeeded since it was
+    ran = 0
     for job in group:
         if job.future.done():
             continue  # its caller is gone (cancelled) before it began: skip it
+        ran += 1
         if not opened:
             sql.run("SAVEPOINT job")
             opened = True
@@ -530,6 +561,7 @@ def _run_group(sql: Sql, group: list[_Job], head: tuple[int, str] | None = None)
             continue
         job.ok = moved = True
     uow.finish()
+    return ran
 
 
 def _lost(group: list[_Job], cause: BaseException) -> None:

@@ -84,6 +84,8 @@ _AUDIT_BUCKETS: Final = (
     1.0,
     2.5,
 )
+_GROUP_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""Up to ``hub.db.database.MAX_BATCH`` transactions a group."""
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -174,6 +176,24 @@ class PrometheusTelemetry:
             buckets=_AUDIT_BUCKETS,
             registry=registry,
         )
+        self._group_transactions = Histogram(
+            "ketenhub_db_group_transactions",
+            "Write transactions per group commit: how many requests shared one commit.",
+            buckets=_GROUP_BUCKETS,
+            registry=registry,
+        )
+        self._write_turn_seconds = Histogram(
+            "ketenhub_db_write_turn_wait_seconds",
+            "Group commits: waiting for the database's write turn (another process's group).",
+            buckets=_AUDIT_BUCKETS,
+            registry=registry,
+        )
+        self._commit_seconds = Histogram(
+            "ketenhub_db_commit_duration_seconds",
+            "Group commits: the commit itself, until it is durable (mostly the disk's fsync).",
+            buckets=_AUDIT_BUCKETS,
+            registry=registry,
+        )
         self._token_errors = _Children(
             Counter(
                 "ketenhub_token_errors",
@@ -218,6 +238,13 @@ class PrometheusTelemetry:
 
     def audit_appended(self, seconds: float) -> None:
         self._audit_seconds.observe(seconds)
+
+    def write_group_committed(
+        self, transactions: int, turn_seconds: float, commit_seconds: float
+    ) -> None:
+        self._group_transactions.observe(transactions)
+        self._write_turn_seconds.observe(turn_seconds)
+        self._commit_seconds.observe(commit_seconds)
 
     def token_refused(self, endpoint: str, error: str) -> None:
         # The code comes from a client's request path through authlib: bound it.

@@ -196,6 +196,29 @@ async def test_metrics_count_requests_decisions_sources_audit_and_token_errors(
     assert "nobody" not in text
 
 
+async def test_metrics_time_every_group_commit(hub: Hub) -> None:
+    _, before = await scrape(hub)
+    person = hub.person("vdab")
+    assert (await hub.consent("gtb", person, ["icf.assessment"])).status_code == 201
+    for _ in range(3):
+        answer = await hub.exchange(
+            "gtb", participant=person, source="vdab", fields=["icf.assessment"]
+        )
+        assert answer.status_code == 200
+    _, after = await scrape(hub)
+
+    def grown(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    # Four write transactions (the grant, three exchanges), each in a durable group.
+    assert grown("ketenhub_db_group_transactions_sum") == 4
+    groups = grown("ketenhub_db_group_transactions_count")
+    assert 1 <= groups <= 4
+    assert grown("ketenhub_db_write_turn_wait_seconds_count") == groups
+    assert grown("ketenhub_db_commit_duration_seconds_count") == groups
+    assert grown("ketenhub_db_commit_duration_seconds_sum") > 0
+
+
 async def test_metrics_count_calls_without_a_token_or_without_the_scope(hub: Hub) -> None:
     assert (await hub.http.get("/v1/catalogue")).status_code == 401
     narrow = await hub.http.get("/v1/audit/events", headers=hub.auth("gtb", "exchange"))

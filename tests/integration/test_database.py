@@ -11,7 +11,7 @@ import pytest
 from hub.db.database import SqlDatabase, create_engine
 from hub.domain.audit import AuditRecord, verify_chain
 from hub.domain.errors import ServiceUnavailableError
-from hub.ports import UnitOfWork
+from hub.ports import SilentTelemetry, UnitOfWork
 from tests.builders import an_audit_entry
 
 _entry = an_audit_entry
@@ -96,3 +96,50 @@ async def test_after_dispose_every_call_is_unavailable(database_url: str) -> Non
         await database.write(_append(2))
     with pytest.raises(ServiceUnavailableError):
         await database.read(lambda uow: uow.audit.get(1))
+
+
+class _GroupLog(SilentTelemetry):
+    def __init__(self) -> None:
+        self.groups: list[tuple[int, float, float]] = []
+
+    def write_group_committed(
+        self, transactions: int, turn_seconds: float, commit_seconds: float
+    ) -> None:
+        self.groups.append((transactions, turn_seconds, commit_seconds))
+
+
+async def test_each_durable_group_is_reported_with_its_transactions_and_waits(
+    database_url: str,
+) -> None:
+    groups = _GroupLog()
+    database = SqlDatabase(create_engine(database_url), telemetry=groups)
+    try:
+        gone = asyncio.ensure_future(database.write(_append(0)))
+        kept = [asyncio.ensure_future(database.write(_append(n))) for n in range(1, 200)]
+        await asyncio.sleep(0)  # all queued; the committer has not run yet
+        gone.cancel()
+        await asyncio.gather(*kept)
+        # A transaction that refused is still one the group held and committed.
+        with pytest.raises(ValueError, match="refused"):
+            await database.write(lambda uow: (_ for _ in ()).throw(ValueError("refused")))
+    finally:
+        await database.dispose()
+    assert sum(n for n, _, _ in groups.groups) == 199 + 1  # not the one whose caller left
+    assert len(groups.groups) < 199  # they shared commits
+    assert all(turn >= 0 and commit > 0 for _, turn, commit in groups.groups)
+
+
+async def test_a_group_lost_to_a_database_error_is_not_reported(database_url: str) -> None:
+    groups = _GroupLog()
+    database = SqlDatabase(create_engine(database_url), telemetry=groups)
+
+    def broken(uow: UnitOfWork) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    try:
+        with pytest.raises(ServiceUnavailableError):
+            await database.write(broken)
+        await database.write(_append(1))
+    finally:
+        await database.dispose()
+    assert [n for n, _, _ in groups.groups] == [1]
