@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import processes
 from bench.common import Figures, rounded, stopwatch
@@ -123,7 +124,10 @@ def _measure(
     *,
     seconds: float,
     half_rate: float | None,
+    split: bool = False,
 ) -> dict[str, float]:
+    """Peak, then paced at ``half_rate`` (half of this peak when None). ``split``: also
+    where a paced request's time went, by the hub's own metrics (``latency_split``)."""
     _run_load(
         running.base, token, bodies, work, seconds=1, rate=None
     )  # warm up: caches, pools, JIT-free
@@ -133,8 +137,10 @@ def _measure(
     server_cpu = running.cpu_s() - cpu_before
     rps = peak["requests"] / (peak["duration_us"] / 1e6)
     rate = half_rate if half_rate is not None else rps / 2
+    before = _scrape(running.base) if split else ""
     paced = _run_load(running.base, token, bodies, work, seconds=seconds, rate=rate)
-    return {
+    shares = latency_split(before, _scrape(running.base)) if split else {}
+    return {f"split_{key}": figure for key, figure in shares.items()} | {
         "rps": rps,
         "p50_ms": peak["p50_us"] / 1000,
         "p99_ms": peak["p99_us"] / 1000,
@@ -149,6 +155,57 @@ def _measure(
         "paced_errors": paced["status_errors"] + paced["timeouts"] + paced["read_errors"],
         "requests": peak["requests"] + paced["requests"],
     }
+
+
+def _scrape(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+_SPLIT: Mapping[str, tuple[str, Mapping[str, str], float]] = {
+    # key: (histogram, labels its samples must have, scale of the mean)
+    "request_ms": ("ketenhub_http_request_duration_seconds", {"route": "/v1/exchange"}, 1e3),
+    "source_call_ms": ("ketenhub_source_request_duration_seconds", {}, 1e3),
+    "append_ms": ("ketenhub_audit_append_duration_seconds", {}, 1e3),
+    "write_turn_ms": ("ketenhub_db_write_turn_wait_seconds", {}, 1e3),
+    "commit_ms": ("ketenhub_db_commit_duration_seconds", {}, 1e3),
+    "group_transactions": ("ketenhub_db_group_transactions", {}, 1.0),
+}
+
+
+def _sums(text: str) -> dict[str, list[float]]:
+    """Each ``_SPLIT`` histogram's [sum, count] over the samples with its labels."""
+    found = {key: [0.0, 0.0] for key in _SPLIT}
+    for family in text_string_to_metric_families(text):
+        for key, (histogram, labels, _) in _SPLIT.items():
+            if family.name != histogram:
+                continue
+            for sample in family.samples:
+                if labels.items() <= sample.labels.items():
+                    if sample.name == f"{histogram}_sum":
+                        found[key][0] += sample.value
+                    elif sample.name == f"{histogram}_count":
+                        found[key][1] += sample.value
+    return found
+
+
+def latency_split(before: str, after: str) -> dict[str, float]:
+    """Where the hub's time went between two scrapes of its ``/metrics`` (every
+    worker's, summed): the mean of each ``_SPLIT`` histogram over what it observed
+    in between, timings in ms.
+
+    ``append_ms`` runs from an audit write being queued to its commit being durable.
+    ``write_turn_ms`` (waiting for another process's group) and ``commit_ms`` are parts
+    of one group's cycle within it; the rest of it is waiting for the group before,
+    the group's own work, and the event loop's turns between.
+    """
+    start, end = _sums(before), _sums(after)
+    split: dict[str, float] = {}
+    for key, (_, _, scale) in _SPLIT.items():
+        total, count = (b - a for a, b in zip(start[key], end[key], strict=True))
+        if count > 0:
+            split[key] = total / count * scale
+    return split
 
 
 def participants() -> list[str]:
@@ -214,7 +271,9 @@ def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
         bodies = request_bodies(people)
         with processes.hub(env, work, workers) as hub:
             token, consents = ready(hub, made, people)
-            hub_figures = _measure(hub, token, bodies, work, seconds=seconds, half_rate=None)
+            hub_figures = _measure(
+                hub, token, bodies, work, seconds=seconds, half_rate=None, split=True
+            )
             revocation = asyncio.run(_revocation(hub.base, token, consents, seconds=seconds / 2))
         verify = json.loads(processes.ketenhub(env, "audit", "verify"))
         with processes.proxy(f"http://127.0.0.1:{ports[SOURCE]}", work, workers) as proxy:
@@ -238,6 +297,12 @@ def run(*, quick: bool, workers: int = 2) -> tuple[Figures, Figures]:
         "proxy_half_peak_p99_ms": rounded(proxy_figures["paced_p99_ms"]),
         "hub_added_p50_ms": rounded(hub_figures["paced_p50_ms"] - proxy_figures["paced_p50_ms"]),
         "hub_added_p99_ms": rounded(hub_figures["paced_p99_ms"] - proxy_figures["paced_p99_ms"]),
+        # Where the hub's own time went at that rate (its metrics, every worker's):
+        **{
+            f"hub_half_peak_{key.removeprefix('split_')}": rounded(figure)
+            for key, figure in hub_figures.items()
+            if key.startswith("split_")
+        },
         "hub_errors": hub_figures["errors"] + hub_figures["paced_errors"],
         "proxy_errors": proxy_figures["errors"] + proxy_figures["paced_errors"],
         "hub_cpu_us_per_req": rounded(hub_figures["server_cpu_us_per_req"], 1),
