@@ -29,6 +29,7 @@ day (``since``/``until``), and a 30-day aggregate (events per requester and deci
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -385,9 +386,15 @@ def sqlite_log(n: int) -> tuple[Path, float, bool]:
         db.execute("BEGIN")
         marks = ", ".join("?" * len(STORED_MEMBERS))
         last = GENESIS
-        for batch in generate(n):
-            db.executemany(f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({marks})", batch)
-            last = batch[-1][_HASH]
+        # The rows make no cycles; the collector's passes over the ones a day's batch
+        # holds were a sixth of the time (500k records: 21.1 s with them, 17.7 without).
+        gc.disable()
+        try:
+            for batch in generate(n):
+                db.executemany(f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({marks})", batch)
+                last = batch[-1][_HASH]
+        finally:
+            gc.enable()
         db.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (n, last))
         db.execute("COMMIT")
         for ddl in indexes:
