@@ -330,14 +330,12 @@ class SqlDatabase:
         while self._pending:
             group = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
+            committed: _Committed | None = None
             try:
                 if self._inline:
                     committed = await self._commit_inline(group)
                 else:
                     committed = await self._in_thread(self._commit_pooled, group)
-                self._telemetry.write_group_committed(
-                    committed.transactions, committed.turn_seconds, committed.commit_seconds
-                )
             except _database_errors() as exc:
                 _lost(group, exc)
             except BaseException as exc:  # the committer must settle every future
@@ -347,6 +345,12 @@ class SqlDatabase:
             finally:
                 for job in group:
                     _settle(job)
+            if committed is not None:
+                # After the answers, and never the committer's end: a metric is not worth one.
+                with contextlib.suppress(Exception):
+                    self._telemetry.write_group_committed(
+                        committed.transactions, committed.turn_seconds, committed.commit_seconds
+                    )
 
     async def _commit_inline(self, group: list[_Job]) -> _Committed:
         if self._writer is None:

@@ -143,3 +143,23 @@ async def test_a_group_lost_to_a_database_error_is_not_reported(database_url: st
     finally:
         await database.dispose()
     assert [n for n, _, _ in groups.groups] == [1]
+
+
+class _BrokenGroupLog(SilentTelemetry):
+    def write_group_committed(
+        self, transactions: int, turn_seconds: float, commit_seconds: float
+    ) -> None:
+        raise RuntimeError("the metrics are broken")
+
+
+async def test_a_failing_metric_costs_no_answer_and_stops_no_commit(database_url: str) -> None:
+    database = SqlDatabase(create_engine(database_url), telemetry=_BrokenGroupLog())
+    try:
+        first = await asyncio.gather(*(database.write(_append(n)) for n in range(20)))
+        second = await asyncio.gather(*(database.write(_append(n)) for n in range(20, 40)))
+        stored = await _log(database)
+    finally:
+        await database.dispose()
+    assert [r.seq for r in [*first, *second]] == list(range(1, 41))
+    assert len(stored) == 40
+    assert verify_chain(stored).ok
