@@ -402,7 +402,8 @@ class Telemetry(Protocol):
     ) -> None:
         """One group commit (``Database.write``) made durable: how many write transactions
         it held, how long it waited for the database's write turn (another process's
-        group), and how long its commit took to return (for SQLite, mostly ``fsync``)."""
+        group), and how long its commit took to return durable (the disk's ``fsync``, and
+        the hops to and from a thread that waits for it)."""
 
     def token_refused(self, endpoint: str, error: str) -> None:
         """``token``: an RFC 6749 5.2 ``error`` answered by ``POST /oauth/token``;

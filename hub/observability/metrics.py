@@ -190,7 +190,8 @@ class PrometheusTelemetry:
         )
         self._commit_seconds = Histogram(
             "ketenhub_db_commit_duration_seconds",
-            "Group commits: the commit itself, until it is durable (mostly the disk's fsync).",
+            "Group commits: the commit until it returned durable (the disk's fsync, and on "
+            "SQLite the hop to the thread that waits for it and back).",
             buckets=_AUDIT_BUCKETS,
             registry=registry,
         )

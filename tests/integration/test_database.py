@@ -108,6 +108,10 @@ class _GroupLog(SilentTelemetry):
         self.groups.append((transactions, turn_seconds, commit_seconds))
 
 
+def _refuses(uow: UnitOfWork) -> None:
+    raise ValueError("the use case refused")
+
+
 async def test_each_durable_group_is_reported_with_its_transactions_and_waits(
     database_url: str,
 ) -> None:
@@ -121,7 +125,7 @@ async def test_each_durable_group_is_reported_with_its_transactions_and_waits(
         await asyncio.gather(*kept)
         # A transaction that refused is still one the group held and committed.
         with pytest.raises(ValueError, match="refused"):
-            await database.write(lambda uow: (_ for _ in ()).throw(ValueError("refused")))
+            await database.write(_refuses)
     finally:
         await database.dispose()
     assert sum(n for n, _, _ in groups.groups) == 199 + 1  # not the one whose caller left
