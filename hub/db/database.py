@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
@@ -221,9 +221,8 @@ class _Job:
     outcome: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Committed:
-    """What one group commit's ``Telemetry.write_group_committed`` reports."""
+class _Committed(NamedTuple):
+    """What one group commit reports: ``Telemetry.write_group_committed``'s arguments."""
 
     transactions: int
     turn_seconds: float
@@ -348,9 +347,7 @@ class SqlDatabase:
             if committed is not None:
                 # After the answers, and never the committer's end: a metric is not worth one.
                 with contextlib.suppress(Exception):
-                    self._telemetry.write_group_committed(
-                        committed.transactions, committed.turn_seconds, committed.commit_seconds
-                    )
+                    self._telemetry.write_group_committed(*committed)
 
     async def _commit_inline(self, group: list[_Job]) -> _Committed:
         if self._writer is None:
